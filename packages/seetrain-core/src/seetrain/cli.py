@@ -1,0 +1,188 @@
+"""The ``seetrain`` command line: ``ls``, ``show``, ``export``, ``adapters``, ``--version``.
+
+Errors a user can cause (an unknown run, a missing store) print one line on stderr and exit
+with status 1, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import json
+import sys
+from typing import Any, Sequence
+
+
+def _fmt_time(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from .api import Api
+
+    api = Api(args.dir)
+    runs = api.runs(args.project)
+    if not runs:
+        print(f"no runs in {api.dir}" + (f" for project {args.project!r}" if args.project else ""))
+        return 0
+    rows = [[r.id, r.project, r.name, r.status, _fmt_time(r.created_at), _fmt_duration(r.duration),
+             ",".join(r.frameworks) or "-", "-" if r.last_step is None else str(r.last_step)] for r in runs]
+    print(_table(rows, ["ID", "PROJECT", "NAME", "STATUS", "STARTED", "DURATION", "FRAMEWORKS", "STEPS"]))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .api import Api
+
+    run = Api(args.dir).run(args.run)
+    print(f"run        {run.id}")
+    print(f"project    {run.project}")
+    print(f"name       {run.name}")
+    if run.description:
+        print(f"description {run.description}")
+    print(f"status     {run.status}" + (f" ({run.error})" if run.error else ""))
+    print(f"started    {_fmt_time(run.created_at)}   duration {_fmt_duration(run.duration)}")
+    if run.frameworks:
+        print(f"frameworks {', '.join(run.frameworks)}")
+    if run.tags:
+        print(f"tags       {', '.join(run.tags)}")
+    if run.group:
+        print(f"group      {run.group}")
+    if run.config:
+        print("config")
+        for line in json.dumps(run.config, indent=2, sort_keys=True).splitlines()[1:-1]:
+            print("  " + line[2:])
+    summary = run.summary
+    if summary:
+        print("summary")
+        for key in sorted(summary):
+            print(f"  {key} = {_fmt_value(summary[key])}")
+    kinds = run.key_kinds()
+    media = sorted(k for k, kind in kinds.items() if kind != "scalar")
+    if media:
+        print("media")
+        for key in media:
+            print(f"  {key} ({kinds[key]}, {len(run.media(key))} items)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .api import Api
+
+    run = Api(args.dir).run(args.run)
+    keys = args.keys.split(",") if args.keys else None
+    history = run.history(keys)
+    out = open(args.output, "w", newline="", encoding="utf-8") if args.output else sys.stdout
+    try:
+        if args.format == "jsonl":
+            for row in history:
+                out.write(json.dumps(row, allow_nan=True) + "\n")
+        else:
+            columns = ["step"] + (keys or [k for k, kind in run.key_kinds().items() if kind == "scalar"])
+            writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+            writer.writeheader()
+            for row in history:
+                writer.writerow(row)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def cmd_adapters(args: argparse.Namespace) -> int:
+    from .adapters import discover_adapters
+
+    found = discover_adapters()
+    if not found:
+        print('no SeeTrain adapters installed; install one with e.g.: pip install "seetrain[lightning]"')
+        return 0
+    rows = []
+    for name in sorted(found):
+        info = found[name]
+        problem = info.framework_problem()
+        versions = info.framework_versions()
+        rows.append([
+            name, info.mode or "?", f"{info.distribution} {info.version}",
+            ", ".join(info.requirements) or "-",
+            ", ".join(f"{k} {v}" for k, v in versions.items() if v) or "-",
+            "yes" if problem is None else "no",
+        ])
+    print(_table(rows, ["ADAPTER", "MODE", "DISTRIBUTION", "REQUIRES", "INSTALLED", "USABLE"]))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ._version import __version__
+
+    parser = argparse.ArgumentParser(prog="seetrain", description="SeeTrain experiment tracker.")
+    parser.add_argument("--version", action="version", version=f"seetrain {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def with_dir(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--dir", default=None, help="store directory (default: $SEETRAIN_DIR or ./seetrain)")
+        return p
+
+    p = with_dir(sub.add_parser("ls", help="list runs"))
+    p.add_argument("--project", "-p", default=None, help="only the runs of this project")
+    p.set_defaults(func=cmd_ls)
+
+    p = with_dir(sub.add_parser("show", help="show a run: config, summary, media"))
+    p.add_argument("run", help="run id, id prefix or name")
+    p.set_defaults(func=cmd_show)
+
+    p = with_dir(sub.add_parser("export", help="export a run's metrics"))
+    p.add_argument("run", help="run id, id prefix or name")
+    p.add_argument("--format", "-f", choices=("csv", "jsonl"), default="csv")
+    p.add_argument("--keys", "-k", default=None, help="comma-separated keys (default: all scalars)")
+    p.add_argument("--output", "-o", default=None, help="file to write (default: stdout)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("adapters", help="list installed adapters and whether their framework is usable")
+    p.set_defaults(func=cmd_adapters)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .errors import SeeTrainError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (SeeTrainError, OSError) as exc:
+        print(f"seetrain: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,35 @@
+"""The built-in console summary: one line per run when it ends (``SEETRAIN_SILENT=1`` hides it)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Mapping
+
+from .hookspecs import hookimpl
+
+
+class ConsoleSummary:
+    """Prints what a run logged and where it is stored, when the run ends."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[set, int]] = {}
+
+    @hookimpl(trylast=True)
+    def on_log(self, run: Any, step: int, data: Mapping[str, Any]) -> None:
+        keys, steps = self._seen.get(run.id, (set(), 0))
+        keys.update(data)
+        self._seen[run.id] = (keys, steps + 1)
+
+    @hookimpl(trylast=True)
+    def on_finish(self, run: Any, status: str, error: str | None) -> None:
+        keys, calls = self._seen.pop(run.id, (set(), 0))
+        shown = ", ".join(sorted(keys)[:8]) + (", …" if len(keys) > 8 else "")
+        line = (f"seetrain: run {run.name!r} ({run.id}) of project {run.project!r} {status}: "
+                f"{calls} log calls, last step {run.step}, {len(keys)} keys ({shown or 'none'}); "
+                f"stored in {run.dir}; see it with: seetrain show {run.id} --dir {run.dir}")
+        if error:
+            line += f"\n  error: {error}"
+        print(line, file=sys.stderr, flush=True)
+
+
+plugin = ConsoleSummary()

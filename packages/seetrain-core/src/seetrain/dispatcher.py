@@ -1,0 +1,220 @@
+"""The dispatcher: one background thread per process that delivers events to the plugins.
+
+The caller's thread only appends a tuple to a deque (atomic in CPython, no lock taken on
+the hot path). The dispatcher thread wakes at least every ``FLUSH_INTERVAL`` seconds, or at
+once when the queue passes its high-water mark, encodes media, calls each hook
+implementation in turn (so a failing plugin never stops the others) and then asks buffering
+sinks to ``flush()``.
+
+The queue is bounded: when it holds ``MAX_QUEUE`` events the caller waits for the
+dispatcher to catch up (back-pressure) rather than dropping data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from . import errors
+from .media import Media
+
+__all__ = ["Dispatcher", "get_dispatcher"]
+
+log = logging.getLogger("seetrain")
+
+INIT, CONFIG, LOG, FINISH, BARRIER, CALL = range(6)
+
+#: seconds between two flushes of buffering sinks when events keep arriving slowly
+FLUSH_INTERVAL = 0.25
+#: queue length at which the caller wakes the dispatcher early
+HIGH_WATER = 2_000
+#: queue length at which the caller waits for the dispatcher (back-pressure)
+MAX_QUEUE = int(os.environ.get("SEETRAIN_MAX_QUEUE", "50000"))
+
+
+class Dispatcher:
+    """Delivers run events to the plugin manager's hook implementations, in order."""
+
+    def __init__(self) -> None:
+        self._queue: deque = deque()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pm = None
+        self._tracing = bool(os.environ.get("SEETRAIN_TRACE_HOOKS"))
+        #: events delivered, by kind of record (``scalar``, ``image``, …); read by get_stats
+        self.counts: dict[str, int] = {}
+        self.dropped = 0
+        self.delivered_events = 0
+
+    # -- caller side (any thread) -------------------------------------------------------
+    def submit(self, event: tuple) -> None:
+        """Queue an event. Cheap: one deque append on the common path."""
+        queue = self._queue
+        queue.append(event)
+        if len(queue) >= HIGH_WATER:
+            self._wake.set()
+            if len(queue) >= MAX_QUEUE:
+                self._backpressure()
+        if self._thread is None:
+            self._start()
+
+    def _backpressure(self) -> None:
+        thread = self._thread
+        if thread is None or threading.current_thread() is thread:
+            return
+        while len(self._queue) >= MAX_QUEUE and thread.is_alive():
+            self._wake.set()
+            time.sleep(0.0005)
+
+    def barrier(self, timeout: float | None) -> bool:
+        """Wait until every event queued before this call has been delivered.
+
+        Returns False if ``timeout`` seconds passed first (a plugin hangs)."""
+        if self._thread is not None and threading.current_thread() is self._thread:
+            self._drain()  # called from a hook: deliver in place instead of deadlocking
+            return True
+        done = threading.Event()
+        self.submit((BARRIER, None, done))
+        self._wake.set()
+        return done.wait(timeout)
+
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            thread = threading.Thread(target=self._loop, name="seetrain-dispatcher", daemon=True)
+            self._thread = thread
+            thread.start()
+
+    # -- dispatcher thread -----------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(FLUSH_INTERVAL)
+            self._wake.clear()
+            try:
+                self._drain()
+            except Exception:  # pragma: no cover - defensive: the loop must survive
+                log.exception("seetrain: dispatcher error")
+
+    def _drain(self) -> None:
+        queue = self._queue
+        popleft = queue.popleft
+        while queue:
+            try:
+                event = popleft()
+            except IndexError:
+                break
+            self._deliver(event)
+        self._flush_sinks()
+
+    def _plugin_manager(self):
+        if self._pm is None:
+            from .plugins import get_plugin_manager
+
+            self._pm = get_plugin_manager()
+        return self._pm
+
+    def reset_plugin_manager(self) -> None:
+        """Forget the cached plugin manager (after :func:`seetrain.plugins.use_plugin_manager`)."""
+        self._pm = None
+
+    def _deliver(self, event: tuple) -> None:
+        kind = event[0]
+        if kind == LOG:
+            _, run, step, data, ts = event
+            self._encode(run, data)
+            self._call("on_log", run=run, step=step, data=data, timestamp=ts)
+            counts = self.counts
+            for value in data.values():
+                name = value.kind if isinstance(value, Media) else "scalar"
+                if isinstance(value, list):
+                    name = value[0].kind if value else "media"
+                counts[name] = counts.get(name, 0) + 1
+        elif kind == CONFIG:
+            _, run, config, changed = event
+            self._call("on_config", run=run, config=config, changed=changed)
+        elif kind == INIT:
+            self._call("on_init", run=event[1])
+        elif kind == FINISH:
+            _, run, status, error = event
+            self._flush_sinks()
+            self._call("on_finish", run=run, status=status, error=error)
+        elif kind == BARRIER:
+            self._flush_sinks()
+            event[2].set()
+            return
+        elif kind == CALL:
+            try:
+                event[2]()
+            except Exception as exc:
+                errors.record_failure("core", "dispatcher.call", exc)
+        self.delivered_events += 1
+
+    def _encode(self, run: Any, data: dict) -> None:
+        for key, value in list(data.items()):
+            items = value if isinstance(value, list) else (value,)
+            for item in items:
+                if isinstance(item, Media) and item.encoded is None:
+                    try:
+                        item.encode()
+                    except Exception as exc:
+                        # the value cannot be stored: drop that key, keep the rest of the step
+                        errors.record_failure("core", f"encode {item.kind}", exc)
+                        log.warning("seetrain: could not encode %s %r at step of run %s: %s",
+                                    item.kind, key, getattr(run, "id", "?"), exc)
+                        data.pop(key, None)
+                        self.dropped += 1
+                        break
+
+    def _call(self, hook_name: str, **kwargs: Any) -> None:
+        hook = getattr(self._plugin_manager().hook, hook_name)
+        # pluggy's order: last registered first, tryfirst before, trylast after.
+        for impl in reversed(hook.get_hookimpls()):
+            if impl.hookwrapper or getattr(impl, "wrapper", False):
+                continue
+            if self._tracing:
+                print(f"seetrain trace: {hook_name} -> {impl.plugin_name}", file=sys.stderr)
+            try:
+                impl.function(*[kwargs[name] for name in impl.argnames])
+            except Exception as exc:
+                errors.record_failure(impl.plugin_name, hook_name, exc)
+
+    def _flush_sinks(self) -> None:
+        for name, plugin in self._plugin_manager().list_name_plugin():
+            flush = getattr(plugin, "flush", None)
+            if callable(flush):
+                try:
+                    flush()
+                except Exception as exc:
+                    errors.record_failure(name, "flush", exc)
+
+    def _after_fork_in_child(self) -> None:
+        # the thread does not exist in a forked child; start a fresh one on demand
+        self._queue = deque()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = None
+
+
+_dispatcher: Dispatcher | None = None
+_dispatcher_lock = threading.Lock()
+
+
+def get_dispatcher() -> Dispatcher:
+    """The process's dispatcher, created on first use."""
+    global _dispatcher
+    if _dispatcher is None:
+        with _dispatcher_lock:
+            if _dispatcher is None:
+                _dispatcher = Dispatcher()
+                os.register_at_fork(after_in_child=_dispatcher._after_fork_in_child)
+    return _dispatcher

@@ -1,0 +1,55 @@
+"""The built-in local store sink: a plugin on the four hooks that feeds :class:`StoreWriter`.
+
+It runs first (``tryfirst``) so the data is on disk before any other sink sees it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..hookspecs import hookimpl
+from .writer import StoreWriter
+
+
+class LocalStoreSink:
+    """Writes every run into its store directory (``run.dir``)."""
+
+    def __init__(self) -> None:
+        self._writers: dict[str, StoreWriter] = {}
+
+    def writer(self, directory: str) -> StoreWriter:
+        writer = self._writers.get(directory)
+        if writer is None:
+            writer = self._writers[directory] = StoreWriter(directory)
+        return writer
+
+    @hookimpl(tryfirst=True)
+    def on_init(self, run: Any) -> None:
+        self.writer(run.dir).create_run(run)
+
+    @hookimpl(tryfirst=True)
+    def on_config(self, run: Any, config: Mapping[str, Any]) -> None:
+        self.writer(run.dir).set_config(run.id, dict(config))
+
+    @hookimpl(tryfirst=True)
+    def on_log(self, run: Any, step: int, data: Mapping[str, Any], timestamp: float) -> None:
+        self.writer(run.dir).add(run, step, data, timestamp)
+
+    @hookimpl(tryfirst=True)
+    def on_finish(self, run: Any, status: str, error: str | None) -> None:
+        self.writer(run.dir).finish_run(run.id, status, error)
+
+    def flush(self) -> None:
+        for writer in self._writers.values():
+            writer.flush()
+
+    def _after_fork_in_child(self) -> None:
+        # SQLite connections must not cross a fork; the child opens its own
+        self._writers = {}
+
+
+plugin = LocalStoreSink()
+
+import os as _os  # noqa: E402
+
+_os.register_at_fork(after_in_child=plugin._after_fork_in_child)
