@@ -136,6 +136,15 @@ def cmd_adapters(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    try:
+        from .ui import serve
+    except ImportError as exc:
+        print(f'seetrain: error: the dashboard needs its extra: pip install "seetrain[ui]" ({exc})', file=sys.stderr)
+        return 1
+    return int(serve(dir=args.dir, host=args.host, port=args.port) or 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._version import __version__
 
@@ -161,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", "-k", default=None, help="comma-separated keys (default: all scalars)")
     p.add_argument("--output", "-o", default=None, help="file to write (default: stdout)")
     p.set_defaults(func=cmd_export)
+
+    p = with_dir(sub.add_parser("ui", help="serve the dashboard of a store (needs seetrain[ui])"))
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=5090)
+    p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("adapters", help="list installed adapters and whether their framework is usable")
     p.set_defaults(func=cmd_adapters)
