@@ -134,11 +134,16 @@ class Dispatcher:
             self._encode(run, data)
             self._call("on_log", run=run, step=step, data=data, timestamp=ts)
             counts = self.counts
+            run_counts = run.counts
             for value in data.values():
-                name = value.kind if isinstance(value, Media) else "scalar"
-                if isinstance(value, list):
+                if type(value) is float:
+                    name = "scalar"
+                elif isinstance(value, list):
                     name = value[0].kind if value else "media"
+                else:
+                    name = value.kind
                 counts[name] = counts.get(name, 0) + 1
+                run_counts[name] = run_counts.get(name, 0) + 1
         elif kind == CONFIG:
             _, run, config, changed = event
             self._call("on_config", run=run, config=config, changed=changed)
@@ -173,6 +178,7 @@ class Dispatcher:
                                     item.kind, key, getattr(run, "id", "?"), exc)
                         data.pop(key, None)
                         self.dropped += 1
+                        run.dropped += 1
                         break
 
     def _call(self, hook_name: str, **kwargs: Any) -> None:

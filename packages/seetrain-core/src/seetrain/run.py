@@ -79,6 +79,10 @@ class Run:
         self.created_at = time.time()
         self.status = "running"
         self._disabled = mode == "disabled"
+        #: values delivered to the plugins, by kind (``scalar``, ``image`` …); dispatcher-owned
+        self.counts: dict[str, int] = {}
+        #: values that could not be stored (a media value that failed to encode)
+        self.dropped = 0
         self._done = False
         self._step = -1
         self._dispatcher = None if self._disabled else get_dispatcher()
