@@ -1,0 +1,39 @@
+"""SeeTrain adapter for Optuna (tracker mode).
+
+>>> from seetrain_optuna import SeeTrainCallback               # doctest: +SKIP
+>>> study.optimize(objective, n_trials=20, callbacks=[SeeTrainCallback(project="tuning")])  # doctest: +SKIP
+
+Importing this package does not import Optuna: :class:`SeeTrainCallback` lives in
+``seetrain_optuna._callback`` and is imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import seetrain.adapters
+
+__all__ = ["SeeTrainCallback", "adapter"]
+
+#: what the ``seetrain.adapters`` entry point ``optuna`` names
+adapter = seetrain.adapters.Adapter(
+    name="optuna",
+    mode="tracker",
+    factory="seetrain_optuna._callback:create",
+    description="Optuna study callback: each trial's value, state and params, and the best value so far",
+)
+
+if TYPE_CHECKING:
+    from ._callback import SeeTrainCallback
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SeeTrainCallback":
+        from ._callback import SeeTrainCallback
+
+        return SeeTrainCallback
+    raise AttributeError(f"module 'seetrain_optuna' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
