@@ -44,7 +44,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from ._version import __version__
     from .api import Api
-    from .config import Config
+    from .configuration import Config
     from .media import Audio, Image, Text
     from .run import Run, active_run, finish, init, log
 

@@ -42,6 +42,18 @@ def _fmt_value(v: Any) -> str:
     return str(v)
 
 
+def _flat_items(mapping: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    """``a.b = v`` pairs of a nested config, sorted."""
+    items: list[tuple[str, Any]] = []
+    for key in sorted(mapping):
+        value = mapping[key]
+        if isinstance(value, dict) and value:
+            items.extend(_flat_items(value, f"{prefix}{key}."))
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     from .api import Api
 
@@ -75,8 +87,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"group      {run.group}")
     if run.config:
         print("config")
-        for line in json.dumps(run.config, indent=2, sort_keys=True).splitlines()[1:-1]:
-            print("  " + line[2:])
+        for key, value in _flat_items(run.config):
+            print(f"  {key} = {_fmt_value(value)}")
     summary = run.summary
     if summary:
         print("summary")

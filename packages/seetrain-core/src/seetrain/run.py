@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from typing import Any, Iterable
 
-from .config import Config, to_config_dict
+from .configuration import Config, to_config_dict
 from .dispatcher import CALL, CONFIG, FINISH, INIT, LOG, get_dispatcher
 from .media import Audio, Image, Media, Text
 
@@ -33,6 +33,8 @@ _STATUS_ALIASES = {"success": "finished", "failed": "crashed", "failure": "crash
                    "killed": "interrupted", "aborted": "interrupted"}
 MODES = ("local", "disabled")
 FINISH_TIMEOUT = float(os.environ.get("SEETRAIN_FINISH_TIMEOUT", "30"))
+#: how long init waits for the run to be recorded before it returns anyway
+INIT_TIMEOUT = 10.0
 
 _active: list[Run] = []
 _active_lock = threading.RLock()
@@ -368,6 +370,8 @@ def init(
         run._dispatcher.submit((INIT, run))
         if len(run.config):
             run._dispatcher.submit((CONFIG, run, run.config.as_dict(), run.config.as_dict()))
+        # wait until the run is in the store, so readers (and the dashboard) see it at once
+        run._dispatcher.barrier(INIT_TIMEOUT)
     with _active_lock:
         _active.append(run)
     return run
