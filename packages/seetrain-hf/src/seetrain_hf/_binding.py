@@ -55,7 +55,8 @@ class RunBinding:
         if active is not None and not active.finished:
             self._run, self._owned = active, False
         else:
-            self._run, self._owned = seetrain.init(**self.init_options), True
+            # framework= (not only add_framework) so the run is created with it in its record
+            self._run, self._owned = seetrain.init(framework=self.framework, **self.init_options), True
         self._run.add_framework(self.framework)
         return self._run
 
