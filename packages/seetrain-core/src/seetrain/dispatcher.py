@@ -21,7 +21,6 @@ from collections import deque
 from typing import Any
 
 from . import errors
-from .media import Media
 
 __all__ = ["Dispatcher", "get_dispatcher"]
 
@@ -47,8 +46,7 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._pm = None
         self._tracing = bool(os.environ.get("SEETRAIN_TRACE_HOOKS"))
-        #: events delivered, by kind of record (``scalar``, ``image``, …); read by get_stats
-        self.counts: dict[str, int] = {}
+        #: values that could not be stored (media that failed to encode), all runs together
         self.dropped = 0
         self.delivered_events = 0
 
@@ -131,19 +129,17 @@ class Dispatcher:
         kind = event[0]
         if kind == LOG:
             _, run, step, data, ts = event
-            self._encode(run, data)
-            self._call("on_log", run=run, step=step, data=data, timestamp=ts)
-            counts = self.counts
-            run_counts = run.counts
+            counts = run.counts
+            scalars = 0
             for value in data.values():
                 if type(value) is float:
-                    name = "scalar"
-                elif isinstance(value, list):
-                    name = value[0].kind if value else "media"
-                else:
-                    name = value.kind
-                counts[name] = counts.get(name, 0) + 1
-                run_counts[name] = run_counts.get(name, 0) + 1
+                    scalars += 1
+                else:  # media: encode here, off the caller's thread
+                    self._encode_and_count(run, data, counts)
+                    break
+            if scalars:
+                counts["scalar"] = counts.get("scalar", 0) + scalars
+            self._call("on_log", run=run, step=step, data=data, timestamp=ts)
         elif kind == CONFIG:
             _, run, config, changed = event
             self._call("on_config", run=run, config=config, changed=changed)
@@ -164,22 +160,33 @@ class Dispatcher:
                 errors.record_failure("core", "dispatcher.call", exc)
         self.delivered_events += 1
 
-    def _encode(self, run: Any, data: dict) -> None:
+    def _encode_and_count(self, run: Any, data: dict, counts: dict) -> None:
+        """Encode the media of a step (dropping, and counting, a value that fails) and count
+        the step's values by kind; scalars are counted by the caller's loop up to the first
+        media value, so this counts only from there on."""
+        seen_media = False
         for key, value in list(data.items()):
+            if type(value) is float:
+                if seen_media:
+                    counts["scalar"] = counts.get("scalar", 0) + 1
+                continue
+            seen_media = True
             items = value if isinstance(value, list) else (value,)
-            for item in items:
-                if isinstance(item, Media) and item.encoded is None:
-                    try:
+            try:
+                for item in items:
+                    if item.encoded is None:
                         item.encode()
-                    except Exception as exc:
-                        # the value cannot be stored: drop that key, keep the rest of the step
-                        errors.record_failure("core", f"encode {item.kind}", exc)
-                        log.warning("seetrain: could not encode %s %r at step of run %s: %s",
-                                    item.kind, key, getattr(run, "id", "?"), exc)
-                        data.pop(key, None)
-                        self.dropped += 1
-                        run.dropped += 1
-                        break
+            except Exception as exc:
+                # the value cannot be stored: drop that key, keep the rest of the step
+                errors.record_failure("core", f"encode {items[0].kind}", exc)
+                log.warning("seetrain: could not encode %s %r of run %s: %s",
+                            items[0].kind, key, getattr(run, "id", "?"), exc)
+                del data[key]
+                self.dropped += 1
+                run.dropped += 1
+                continue
+            kind = items[0].kind if items else "media"
+            counts[kind] = counts.get(kind, 0) + 1
 
     def _call(self, hook_name: str, **kwargs: Any) -> None:
         hook = getattr(self._plugin_manager().hook, hook_name)

@@ -6,23 +6,13 @@ import json
 import os
 import re
 import socket
-import sys
 import time
-from array import array
 from typing import Any, Iterable
 
 from ..media import Media, Text
 from .schema import DB_NAME, HEARTBEAT_EVERY, MEDIA_DIR, connect
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_LITTLE = sys.byteorder == "little"
-
-
-def _packed(values: list, typecode: str) -> bytes:
-    arr = array(typecode, values)
-    if not _LITTLE:  # pragma: no cover - the store is little-endian everywhere
-        arr.byteswap()
-    return arr.tobytes()
 
 
 def safe_component(key: str) -> str:
@@ -32,11 +22,11 @@ def safe_component(key: str) -> str:
 
 
 class _RunBuffer:
-    __slots__ = ("scalars", "media", "last_step", "dirty")
+    __slots__ = ("steps", "media", "last_step", "dirty")
 
     def __init__(self) -> None:
-        # key -> (steps, values, times)
-        self.scalars: dict[str, tuple[list, list, list]] = {}
+        # one (step, time, {key: float}) per log call, in order
+        self.steps: list[tuple[int, float, dict]] = []
         self.media: list[tuple] = []
         self.last_step: int | None = None
         self.dirty = False
@@ -102,20 +92,48 @@ class StoreWriter:
         buf = self._buffers.get(run.id)
         if buf is None:
             buf = self._buffers[run.id] = _RunBuffer()
-        scalars = buf.scalars
+        scalars = data
         for key, value in data.items():
-            if type(value) is float:
-                entry = scalars.get(key)
-                if entry is None:
-                    entry = scalars[key] = ([], [], [])
-                entry[0].append(step)
-                entry[1].append(value)
-                entry[2].append(ts)
-            else:
-                self._add_media(run, buf, step, key, value, ts)
+            if type(value) is not float:
+                scalars = {k: v for k, v in data.items() if type(v) is float}
+                for k, v in data.items():
+                    if type(v) is not float:
+                        self._add_media(run, buf, step, k, v, ts)
+                break
+        if scalars:
+            # O(1) per step here; flush turns runs of steps into per-key columns with numpy
+            buf.steps.append((step, ts, scalars))
         if buf.last_step is None or step > buf.last_step:
             buf.last_step = step
         buf.dirty = True
+
+    @staticmethod
+    def _chunks(steps: list) -> list[tuple[tuple, Any, Any, Any]]:
+        """``(keys, steps, times, values matrix)`` for each run of consecutive steps that
+        logged the same keys, in order (so a re-logged step keeps its last value last)."""
+        import numpy as np
+
+        out = []
+        current_keys: tuple | None = None
+        block: list = []
+
+        def close() -> None:
+            if block:
+                out.append((
+                    current_keys,
+                    np.fromiter((b[0] for b in block), dtype="<i8", count=len(block)),
+                    np.fromiter((b[1] for b in block), dtype="<f8", count=len(block)),
+                    np.array([b[2] for b in block], dtype="<f8"),
+                ))
+
+        for step, ts, data in steps:
+            keys = tuple(data)
+            if keys != current_keys:
+                close()
+                current_keys, block = keys, []
+            block.append((step, ts, tuple(data.values())))
+        close()
+        return out
 
     def _add_media(self, run: Any, buf: _RunBuffer, step: int, key: str, value: Any, ts: float) -> None:
         items: Iterable[Media] = value if isinstance(value, list) else (value,)
@@ -154,18 +172,19 @@ class StoreWriter:
         beat = now - self._last_heartbeat >= HEARTBEAT_EVERY
         if not dirty and not beat:
             return
+        import numpy as np
+
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             for run_id, buf in dirty:
                 chunk_rows = []
-                for key, (steps, values, times) in buf.scalars.items():
-                    if not steps:
-                        continue
-                    chunk_rows.append((
-                        self._key_id(run_id, key, "scalar"), len(steps), min(steps), max(steps),
-                        _packed(steps, "q"), _packed(values, "d"), _packed(times, "d"),
-                    ))
+                for keys, steps, times, values in self._chunks(buf.steps):
+                    steps_b, times_b = steps.tobytes(), times.tobytes()
+                    lo, hi, n = int(steps.min()), int(steps.max()), len(steps)
+                    for column, key in enumerate(keys):
+                        chunk_rows.append((self._key_id(run_id, key, "scalar"), n, lo, hi, steps_b,
+                                           np.ascontiguousarray(values[:, column]).tobytes(), times_b))
                 if chunk_rows:
                     conn.executemany(
                         "INSERT INTO scalar_chunks (key_id, n, step_min, step_max, steps, vals, ts)"
@@ -192,7 +211,7 @@ class StoreWriter:
             self._key_ids.clear()  # ids inserted in the failed transaction are gone
             raise  # the buffers are kept: the next flush writes them
         for _run_id, buf in dirty:
-            buf.scalars = {}
+            buf.steps = []
             buf.media = []
             buf.dirty = False
         if beat:
