@@ -125,7 +125,9 @@ class SeeTrainVisBackend(BaseVisBackend):
             kwargs.setdefault("project", given.project)
             kwargs.setdefault("experiment_name", given.name)
         kwargs.setdefault("experiment_name", _runner_experiment_name())
-        return seetrain.init(**kwargs), True
+        # framework= rather than add_framework() afterwards: the store records the frameworks
+        # column when the run is created
+        return seetrain.init(framework=self.integration, **kwargs), True
 
     def _matches(self, run: Any) -> bool:
         project = self._init_kwargs.get("project")
