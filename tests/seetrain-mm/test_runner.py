@@ -109,8 +109,6 @@ def test_runner_joins_active_run(tmp_path):
 
     [stored] = seetrain.Api().runs(project="mm-joined")
     assert stored.name == "mine" and stored.config["note"] == "user"
-    # the run's config says which integrations produced it (the store's frameworks column
-    # misses a framework added after init: see test_backend.test_joined_run_frameworks_column)
-    assert stored.config["seetrain"]["frameworks"] == ["mmengine"]
+    assert stored.frameworks == stored.config["seetrain"]["frameworks"] == ["mmengine"]
     assert [s for s, _ in stored.scalars("loss")] == [2, 4]
     assert {"loss", "lr", "tiny/accuracy", "after"} <= set(stored.keys())
