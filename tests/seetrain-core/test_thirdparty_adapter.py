@@ -9,27 +9,19 @@ import sys
 
 import pytest
 
+from conftest import pip_install_target
 from helpers import run_python
 
 HERE = pathlib.Path(__file__).parent
-
-
-def _pip_install(target: pathlib.Path, project: pathlib.Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(project)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """A folder with the adapter (and separately its framework) installed by pip."""
     adapter_site = tmp_path_factory.mktemp("adapter-site")
-    _pip_install(adapter_site, HERE / "thirdparty")
+    pip_install_target(adapter_site, HERE / "thirdparty")
     framework_site = tmp_path_factory.mktemp("framework-site")
-    _pip_install(framework_site, HERE / "thirdparty_framework")
+    pip_install_target(framework_site, HERE / "thirdparty_framework")
     return adapter_site, framework_site
 
 

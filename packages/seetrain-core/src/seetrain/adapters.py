@@ -135,19 +135,21 @@ def discover_adapters() -> dict[str, AdapterInfo]:
                 continue
             for extra in (meta.get_all("Provides-Extra") or []):
                 if req.marker.evaluate({"extra": extra}):
-                    req_text = f"{req.name}{req.specifier}"
-                    extras.setdefault(extra, []).append(req_text)
+                    # extras are normalised with "-" in metadata (PEP 685); names use "_"
+                    extras.setdefault(extra.replace("-", "_"), []).append(f"{req.name}{req.specifier}")
         modes = {}
         for kw in ",".join(meta.get_all("Keywords") or []).split(","):
             kw = kw.strip()
             if kw.startswith(_MODE_KEYWORD) and "=" in kw:
                 key, mode = kw[len(_MODE_KEYWORD):].split("=", 1)
-                modes[key.strip()] = mode.strip()
+                modes[key.strip().replace("-", "_")] = mode.strip()
         for ep in eps:
+            ep_key = ep.name.replace("-", "_")
             # the requirement extra is named after the adapter; an alias entry point
             # (same value, other name) shares the one of its canonical name
-            canonical = ep.name if ep.name in extras or ep.name in modes else next(
-                (o.name for o in eps if o.value == ep.value and (o.name in extras or o.name in modes)), ep.name
+            canonical = ep_key if ep_key in extras or ep_key in modes else next(
+                (o.name.replace("-", "_") for o in eps if o.value == ep.value
+                 and (o.name.replace("-", "_") in extras or o.name.replace("-", "_") in modes)), ep_key
             )
             found[normalise_name(ep.name)] = AdapterInfo(
                 name=normalise_name(ep.name),

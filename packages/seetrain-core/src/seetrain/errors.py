@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools as _functools
 import inspect as _inspect
 import logging
+import random
 import threading
 import time
 from typing import Any, Callable, TypeVar
@@ -158,6 +159,11 @@ def with_retry(
         operation = _operation_name(func, name)
         jitter_max = base_delay if jitter is None else jitter
 
+        def wait(retry_state: Any) -> float:
+            # base_delay * 2**n plus uniform jitter, the sum capped at max_delay
+            delay = base_delay * 2 ** (retry_state.attempt_number - 1) + random.uniform(0, jitter_max)
+            return min(max_delay, delay) if base_delay > 0 else 0.0
+
         def before_sleep(state: Any) -> None:
             record_event(integration, operation, "retries")
             exc = state.outcome.exception() if state.outcome is not None else None
@@ -166,8 +172,7 @@ def with_retry(
 
         options: dict[str, Any] = dict(
             stop=tenacity.stop_after_attempt(max_retries + 1),
-            wait=tenacity.wait_exponential_jitter(initial=base_delay, max=max_delay, jitter=jitter_max)
-            if base_delay > 0 else tenacity.wait_none(),
+            wait=wait,
             retry=tenacity.retry_if_exception_type(exceptions),
             reraise=True,
             before_sleep=before_sleep,

@@ -61,7 +61,11 @@ class StoreWriter:
         self._buffers[run.id] = _RunBuffer()
 
     def set_config(self, run_id: str, config: dict) -> None:
-        self.conn.execute("UPDATE runs SET config = ? WHERE id = ?", (json.dumps(config), run_id))
+        # the frameworks column mirrors config["seetrain"]["frameworks"] (its one source)
+        meta = config.get("seetrain")
+        frameworks = meta.get("frameworks", []) if isinstance(meta, dict) else []
+        self.conn.execute("UPDATE runs SET config = ?, frameworks = ? WHERE id = ?",
+                          (json.dumps(config), json.dumps(frameworks), run_id))
 
     def set_fields(self, run_id: str, **fields: Any) -> None:
         """Update run columns (``frameworks``, ``tags``, ``summary`` … JSON-encoded when not

@@ -9,3 +9,10 @@ adapter = seetrain.adapters.Adapter(
     plugin="seetrain_thirdparty.hooks:plugin",
     description="test adapter",
 )
+
+tracker_adapter = seetrain.adapters.Adapter(
+    name="thirdparty_tracker", mode="tracker", factory="seetrain_thirdparty.callback:create_tracker"
+)
+autolog_adapter = seetrain.adapters.Adapter(
+    name="thirdparty_autolog", mode="autolog", factory="seetrain_thirdparty.callback:create_autolog"
+)
