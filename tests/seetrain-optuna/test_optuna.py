@@ -142,7 +142,7 @@ def test_callback_uses_the_active_run_and_leaves_it_open():
     assert not run.finished
     run.finish()
     stored = only_run("optuna-active")
-    assert stored.name == "mine" and stored.frameworks == ["optuna"]
+    assert stored.name == "mine" and stored.config["seetrain"]["frameworks"] == ["optuna"]
     assert [s for s, _ in stored.scalars("params/x")] == [0, 1, 2]
 
 

@@ -157,9 +157,10 @@ class SeeTrainCallback:
                 project=self.project, experiment_name=self.experiment_name or study.study_name,
                 description=self.description, config=self._config, dir=self.dir, mode=self.mode,
                 tags=self.tags, group=self.group,
+                # given to init, not added afterwards, so the store's run row has it from the start
+                framework=_KEY,
             )
             self._own_run = True
-            self.run.add_framework(_KEY)
         return self.run
 
     def _count(self, trial: FrozenTrial) -> None:
@@ -206,11 +207,11 @@ class SeeTrainCallback:
             mode=self.mode,
             tags=[*self.tags, trial.state.name.lower()],
             group=self.group or (parent.group if parent is not None else None) or study.study_name,
+            framework=_KEY,
         )
         status = _TRIAL_STATUS.get(trial.state, "interrupted")
         error = None
         try:
-            trial_run.add_framework(_KEY)
             for step in sorted(trial.intermediate_values):
                 trial_run.log({"intermediate_value": trial.intermediate_values[step]}, step=step)
             values = _value_items(study, trial)
