@@ -34,7 +34,8 @@ MAX_KEYS = 500
 
 
 class ApiJSON(JSONResponse):
-    """JSON with NaN and ±inf written as ``null`` (JSON has no NaN; browsers reject it)."""
+    """JSON with NaN and ±inf written as the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``
+    (JSON has no NaN, and browsers reject the bare tokens Python would write)."""
 
     def render(self, content: Any) -> bytes:
         try:
@@ -46,7 +47,7 @@ class ApiJSON(JSONResponse):
 
 def _finite(value: Any) -> Any:
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return value if math.isfinite(value) else ("NaN" if value != value else "Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -125,13 +126,13 @@ def projects(request: Request) -> Response:
     summary: List projects
     responses:
       200:
-        description: '{"projects": [{"name": str, "runs": int, "last_run_at": float}]}; empty
-          while the store does not exist yet'
+        description: '{"projects": [{"name": str, "runs": int, "last_run_at": float, "statuses":
+          {status: count}}]}; empty while the store does not exist yet'
     """
     store = _store(request)
     if not store.exists:
         return ApiJSON({"projects": [], "directory": store.directory, "exists": False})
-    return ApiJSON({"projects": store.reader.projects(), "directory": store.directory, "exists": True})
+    return ApiJSON({"projects": q.projects(store.reader), "directory": store.directory, "exists": True})
 
 
 def project_runs(request: Request) -> Response:
@@ -174,7 +175,7 @@ def run_scalars(request: Request) -> Response:
       more, it is cut into max_points/2 buckets and each bucket keeps its minimum and its
       maximum, so spikes stay visible; "exact" says whether every point is there. Ask again
       with step_min/step_max to zoom in; since_step returns only the points after that step.
-      NaN and infinite values are null.
+      NaN and infinite values are null in "values", and named in "nonfinite" by their index.
     parameters:
       - {name: run, in: path, required: true, schema: {type: string}}
       - {name: key, in: query, required: true, description: a scalar key; repeat for several,
@@ -186,7 +187,7 @@ def run_scalars(request: Request) -> Response:
     responses:
       200:
         description: '{"run": str, "series": {key: {"steps": [int], "values": [float|null],
-          "times": [float], "total": int, "exact": bool}}}'
+          "times": [float], "total": int, "exact": bool, "nonfinite": {index: "NaN"|"Infinity"|"-Infinity"}}}}'
       400:
         description: Bad parameters (not an integer, step_min > step_max, a media key)
       404:

@@ -64,6 +64,15 @@ def summary(reader: StoreReader, run: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def projects(reader: StoreReader) -> list[dict[str, Any]]:
+    """Projects, most recently used first, with how many of their runs are in each status."""
+    statuses: dict[str, dict[str, int]] = {}
+    for run in reader.runs():
+        counts = statuses.setdefault(run["project"], {})
+        counts[run["status"]] = counts.get(run["status"], 0) + 1
+    return [{**p, "statuses": statuses.get(p["name"], {})} for p in reader.projects()]
+
+
 def project_runs(reader: StoreReader, project: str) -> dict[str, Any]:
     """The runs of a project with their summaries, and the union of their metric keys."""
     rows = reader.runs(project)
@@ -122,18 +131,22 @@ def parse_int(name: str, raw: str | None, *, minimum: int | None = None, maximum
     return value
 
 
-def _finite_or_none(values) -> list:
-    """A float array as a list with NaN and ±inf as ``None`` (JSON has no NaN)."""
+def _finite_or_none(values) -> tuple[list, dict[str, str]]:
+    """A float array as a list with NaN and ±inf as ``None`` (JSON has no NaN), and what each
+    of those was, by index: ``{"3": "NaN", "7": "Infinity"}``."""
     import numpy as np
 
     if len(values) == 0:
-        return []
+        return [], {}
     finite = np.isfinite(values)
     if finite.all():
-        return values.tolist()
+        return values.tolist(), {}
     out = values.astype(object)
     out[~finite] = None
-    return out.tolist()
+    bad = np.nonzero(~finite)[0]
+    names = {str(i): "NaN" if np.isnan(values[i]) else "Infinity" if values[i] > 0 else "-Infinity"
+             for i in bad.tolist()}
+    return out.tolist(), names
 
 
 def series(reader: StoreReader, run_id: str, key: str, *, max_points: int = DEFAULT_MAX_POINTS,
@@ -161,14 +174,15 @@ def series(reader: StoreReader, run_id: str, key: str, *, max_points: int = DEFA
     if not exact:
         idx, _ = downsample(np.arange(total), values, max_points)
         steps, values, times = steps[idx], values[idx], times[idx]
-    # non-finite values that the envelope kept are reported so the chart can mark them
+    clean, nonfinite = _finite_or_none(values)
     return {
         "key": key,
         "steps": steps.tolist(),
-        "values": _finite_or_none(values),
+        "values": clean,
         "times": times.tolist(),
         "total": total,
         "exact": exact,
+        "nonfinite": nonfinite,
     }
 
 

@@ -116,6 +116,9 @@ export class MetricChart {
     let i = 0;
     while (i < tail.steps.length && tail.steps[i] <= last) i++;
     if (i >= tail.steps.length) return;
+    const offset = cur.steps.length - i;
+    cur.nonfinite = cur.nonfinite || {};
+    for (const [idx, name] of Object.entries(tail.nonfinite || {})) if (Number(idx) >= i) cur.nonfinite[offset + Number(idx)] = name;
     cur.steps = cur.steps.concat(tail.steps.slice(i));
     cur.values = cur.values.concat(tail.values.slice(i));
     cur.times = cur.times.concat(tail.times.slice(i));
@@ -145,14 +148,17 @@ export class MetricChart {
       let xs = mode === "step" ? s.steps : mode === "wall" ? s.times : s.times.map((t) => t - run.created_at);
       let ys = s.values;
       let steps = s.steps;
+      // what a null value was (NaN, Infinity): shown in the legend instead of a blank
+      let notes = s.nonfinite && Object.keys(s.nonfinite).length ? ys.map((v, i) => s.nonfinite[i] ?? null) : null;
       if (!isAscending(xs)) {
         const order = xs.map((_, i) => i).sort((a, b) => xs[a] - xs[b]);
         xs = order.map((i) => xs[i]); ys = order.map((i) => ys[i]); steps = order.map((i) => steps[i]);
+        if (notes) notes = order.map((i) => notes[i]);
       }
       const table = [xs, ys];
       if (w > 0) table.push(ema(ys, w));
       tables.push(table);
-      this.prepared.push({run, xs, ys, steps, smooth: w > 0 ? table[2] : null});
+      this.prepared.push({run, xs, ys, steps, notes, smooth: w > 0 ? table[2] : null});
     }
     if (!tables.length) return null;
     return tables.length === 1 ? tables[0] : uPlot.join(tables);
@@ -322,7 +328,7 @@ export class MetricChart {
       rows.push(h("span", {class: "legend-item", dataset: {run: p.run.id}},
         h("span", {class: "swatch", style: {background: p.run.color}}),
         this.prepared.length > 1 ? h("span", {class: "legend-name"}, p.run.name) : null,
-        h("span", {class: "legend-value"}, fmtNumber(ys[i])),
+        h("span", {class: "legend-value"}, ys[i] === null && p.notes ? (p.notes[i] || "—") : fmtNumber(ys[i])),
         h("span", {class: "legend-x"}, fmtX(mode, p.xs[i]), mode !== "step" ? ` · step ${p.steps[i]}` : "")));
     }
     this.legend.replaceChildren(h("span", {class: "legend-lead"}, hovering ? "" : "last"), ...rows);

@@ -72,9 +72,11 @@ export class MediaPanel {
     const caption = item.caption ? h("figcaption", {}, item.caption) : null;
     if (item.kind === "image") {
       const m = item.meta || {};
+      // small images (a 28x28 digit) are scaled up by a whole factor, pixels kept sharp
+      const scale = m.width && m.width < 160 ? Math.ceil(160 / m.width) : 1;
       return h("figure", {class: "media-item"},
-        h("img", {src: item.url, alt: item.caption || `${this.key} at step ${item.step}`, loading: "lazy",
-          width: m.width, height: m.height, dataset: {step: item.step}}),
+        h("img", {src: item.url, alt: item.caption || `${this.key} at step ${item.step}`,
+          width: m.width ? m.width * scale : null, height: m.height ? m.height * scale : null, dataset: {step: item.step}}),
         caption);
     }
     if (item.kind === "audio") {

@@ -1,4 +1,4 @@
-import {h, fmtAgo, emptyState} from "../dom.js";
+import {h, fmtAgo, emptyState, STATUS_LABELS} from "../dom.js";
 import {api} from "../api.js";
 import {setCrumbs, poll} from "./common.js";
 
@@ -18,6 +18,9 @@ export async function projectsPage(view) {
     grid.replaceChildren(...data.projects.map((p) =>
       h("a", {class: "project-card card", href: `#/p/${encodeURIComponent(p.name)}`, dataset: {project: p.name}},
         h("div", {class: "project-name"}, p.name),
+        h("div", {class: "project-statuses"}, Object.entries(p.statuses || {}).map(([status, n]) =>
+          h("span", {class: `status status-${status}`, title: `${n} ${status}`}, h("span", {class: "dot"}),
+            `${n} ${(STATUS_LABELS[status] || status).toLowerCase()}`))),
         h("div", {class: "project-meta"},
           h("span", {class: "count"}, `${p.runs} run${p.runs === 1 ? "" : "s"}`),
           h("span", {class: "muted"}, `last run ${fmtAgo(p.last_run_at)}`)))));
