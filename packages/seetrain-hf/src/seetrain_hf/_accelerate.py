@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 import accelerate.tracking
 from accelerate.tracking import GeneralTracker, on_main_process
 
+import seetrain
+
 from ._binding import RunBinding
 
 if TYPE_CHECKING:
@@ -113,8 +115,6 @@ class SeeTrainTracker(GeneralTracker):
     @on_main_process
     def log_images(self, values: dict, step: int | None = None, **kwargs: Any) -> None:
         """Log images: each value an image or a list of images (numpy HxW/HxWxC, PIL, CHW tensor)."""
-        import seetrain
-
         media = {}
         for key, images in values.items():
             if isinstance(images, (list, tuple)):
