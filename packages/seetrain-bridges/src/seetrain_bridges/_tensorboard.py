@@ -9,8 +9,9 @@ the method still has the caller's array, sample rate, data format and dicts.
 
 ``global_step`` is the SeeTrain step; without one TensorBoard records step 0, and so does the
 bridge. A writer records into the SeeTrain run given to the bridge, else the active run,
-else a run the bridge starts (named after the writer's log directory) and ends at
-``close()``. The log directory is recorded as a file of kind ``tensorboard``.
+else a run the bridge starts (named after the writer's log directory; writers opened while
+it is active share it) and ends when the last of its writers is closed. An integration's run
+ends with the integration (``integration.finish()``), not with a writer. The log directory is recorded as a file of kind ``tensorboard``.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ def writer_classes() -> list[tuple[str, type]]:
 
 
 class _Mirror:
-    """A writer's counterpart: the SeeTrain run it records into and who ends that run."""
+    """A writer's counterpart: the SeeTrain run it records into, and whether the bridge
+    started that run (then the last writer's ``close()`` ends it)."""
 
-    def __init__(self, run: Any, owner: Any) -> None:
+    def __init__(self, run: Any, owner: bool) -> None:
         self.run = run
         self.owner = owner
 
@@ -110,7 +112,11 @@ class TensorBoardBridge(Bridge):
                 return mirror.run
             logdir = _logdir(writer)
             run, owner = self._resolve_run(project=None, name=os.path.basename(os.path.normpath(logdir)) if logdir else None)
-            self._writers[writer] = _Mirror(run, owner)
+            # Writers share a run (train and val writers of one training); one the bridge
+            # started for another writer stays the bridge's to end. An integration's run
+            # ends with the integration, not with a writer.
+            started = owner is True or any(m.run is run and m.owner is True for m in self._writers.values())
+            self._writers[writer] = _Mirror(run, started)
         if logdir:
             library = next((lib for cls, lib in self._library.items() if isinstance(writer, cls)), None)
             run.add_file(os.path.abspath(logdir), kind="tensorboard", library=library)
@@ -184,8 +190,9 @@ class TensorBoardBridge(Bridge):
     def _close(self, call: dict, result: Any, prepared: Any) -> None:
         with self._writers_lock:
             mirror = self._writers.pop(call["self"], None)
-        if mirror is not None and not mirror.run.finished:
-            self._end(mirror.run, mirror.owner, "finished")
+            last = mirror is not None and not any(m.run is mirror.run for m in self._writers.values())
+        if mirror is not None and mirror.owner and last and not mirror.run.finished:
+            mirror.run.finish("finished")  # the last open writer of a run the bridge started
 
 
 def _logdir(writer: Any) -> str | None:
