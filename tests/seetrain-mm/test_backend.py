@@ -33,6 +33,18 @@ def test_registered_under_its_name():
     assert issubclass(SeeTrainVisBackend, BaseVisBackend)
 
 
+def test_found_from_a_downstream_scope():
+    """MMDetection's VISBACKENDS is a child of MMEngine's (scope "mmdet"); a Runner with
+    default_scope="mmdet" builds backends through it. A child registry of the same shape
+    (mmdet itself does not import here) finds SeeTrainVisBackend through its parent."""
+    from mmengine.registry import DefaultScope, Registry
+
+    child = Registry("vis_backend", parent=VISBACKENDS, scope="seetrain_fakedet")
+    with DefaultScope.overwrite_default_scope("seetrain_fakedet"):
+        backend = child.build(dict(type="SeeTrainVisBackend", init_kwargs=dict(project="scoped")))
+    assert type(backend) is SeeTrainVisBackend
+
+
 def test_seed_example():
     """The MMEngine example of the seed, verbatim but for its values."""
     config = Config(dict(model=dict(type="RetinaNet", depths=(2, 2), neck=[dict(type="FPN")]),
