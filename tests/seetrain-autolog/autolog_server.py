@@ -360,3 +360,29 @@ def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.01)
     return bool(predicate())
+
+
+# -- reading what was recorded -------------------------------------------------------------------------
+
+def read_back(run: Any) -> Any:
+    """Finish ``run`` (every record delivered) and read it back through ``seetrain.Api``."""
+    import seetrain
+
+    if not run.finished:
+        run.finish()
+    return seetrain.Api().run(run.id)
+
+
+def texts(api_run: Any, key: str) -> list[str]:
+    """The texts logged under ``key``, by step."""
+    return [item.text for item in api_run.media(key)]
+
+
+def steps(api_run: Any) -> list[dict]:
+    """One dict per step with every scalar *and* every text of it (texts as str)."""
+    by_step: dict[int, dict] = {row["step"]: dict(row) for row in api_run.history()}
+    for key, kind in api_run.key_kinds().items():
+        if kind == "text":
+            for item in api_run.media(key):
+                by_step.setdefault(item.step, {"step": item.step})[key] = item.text
+    return [by_step[s] for s in sorted(by_step)]
