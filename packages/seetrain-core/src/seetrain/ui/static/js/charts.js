@@ -103,9 +103,9 @@ export class MetricChart {
     return Math.max(200, Math.min(8000, 2 * Math.round(w)));
   }
 
-  setSeries(runId, series) {
+  setSeries(runId, series, draw = true) {
     this.full.set(runId, series);
-    this.redraw();
+    if (draw) this.redraw();
   }
 
   /** Appends the points of a live run after what is shown; refetches when it grows too big. */

@@ -7,7 +7,7 @@ import {ChartSettings} from "../settings.js";
 import {ChartGroups, wireSettings, fetchSeries, loader} from "./run.js";
 import {setCrumbs, poll, LIVE_EVERY_MS} from "./common.js";
 
-function diffTable(runs, rowsOf, {numeric = false, onlyDiff = true} = {}) {
+function diffTable(runs, rowsOf, {numeric = false, onlyDiff = true, section = ""} = {}) {
   const flat = runs.map(rowsOf);
   const keys = [...new Set(flat.flatMap((f) => Object.keys(f)))].sort();
   const rows = [];
@@ -16,7 +16,7 @@ function diffTable(runs, rowsOf, {numeric = false, onlyDiff = true} = {}) {
     const texts = values.map((v) => (numeric ? fmtNumber(v) : fmtValue(v)));
     const differs = new Set(values.map((v) => JSON.stringify(v ?? null))).size > 1;
     if (onlyDiff && !differs) continue;
-    rows.push(h("tr", {class: differs ? "differs" : "", dataset: {key}},
+    rows.push(h("tr", {class: differs ? "differs" : "", dataset: {key, section}},
       h("th", {class: "mono"}, key), texts.map((t) => h("td", {class: "mono"}, t))));
   }
   return {rows, total: keys.length};
@@ -53,8 +53,8 @@ export async function comparePage(view, ids) {
   function drawDiff() {
     const head = h("tr", {}, h("th", {}, "key"), infos.map((info) =>
       h("th", {}, h("span", {class: "swatch", style: {background: info.color}}), info.name)));
-    const cfg = diffTable(runs, (r) => flatten(r.config), {onlyDiff});
-    const sum = diffTable(runs, (r) => r.summary, {numeric: true, onlyDiff});
+    const cfg = diffTable(runs, (r) => flatten(r.config), {onlyDiff, section: "config"});
+    const sum = diffTable(runs, (r) => r.summary, {numeric: true, onlyDiff, section: "summary"});
     const span = infos.length + 1;
     const section = (title, part) => [h("tr", {class: "section"}, h("td", {colspan: span}, title,
       h("span", {class: "muted"}, ` · ${part.rows.length} of ${part.total} keys`))),
@@ -79,11 +79,15 @@ export async function comparePage(view, ids) {
   const load = async (charts) => {
     if (!charts.length) return;
     const maxPoints = charts[0].pointsForWidth();
-    for (const info of infos) {
+    // all runs at once, then each chart drawn once with all its lines
+    const perRun = await Promise.all(infos.map((info) => {
       const keys = charts.filter((c) => c.runs.includes(info)).map((c) => c.key);
-      if (!keys.length) continue;
-      const series = await fetchSeries(info.id, keys, {max_points: maxPoints});
-      for (const c of charts) if (series[c.key]) { c.maxPoints = maxPoints; c.setSeries(info.id, series[c.key]); }
+      return keys.length ? fetchSeries(info.id, keys, {max_points: maxPoints}) : {};
+    }));
+    for (const c of charts) {
+      c.maxPoints = maxPoints;
+      infos.forEach((info, i) => { if (perRun[i][c.key]) c.setSeries(info.id, perRun[i][c.key], false); });
+      c.redraw();
     }
   };
   const first = groups.add(sharedKeys());
