@@ -46,6 +46,8 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._pm = None
         self._tracing = bool(os.environ.get("SEETRAIN_TRACE_HOOKS"))
+        #: hook implementations and flush methods wrapped by errors.with_graceful_degradation
+        self._guarded: dict[Any, Any] = {}
         #: values that could not be stored (media that failed to encode), all runs together
         self.dropped = 0
         self.delivered_events = 0
@@ -124,6 +126,7 @@ class Dispatcher:
     def reset_plugin_manager(self) -> None:
         """Forget the cached plugin manager (after :func:`seetrain.plugins.use_plugin_manager`)."""
         self._pm = None
+        self._guarded = {}
 
     def _deliver(self, event: tuple) -> None:
         kind = event[0]
@@ -190,25 +193,30 @@ class Dispatcher:
 
     def _call(self, hook_name: str, **kwargs: Any) -> None:
         hook = getattr(self._plugin_manager().hook, hook_name)
+        guarded = self._guarded
         # pluggy's order: last registered first, tryfirst before, trylast after.
         for impl in reversed(hook.get_hookimpls()):
             if impl.hookwrapper or getattr(impl, "wrapper", False):
                 continue
+            call = guarded.get(impl)
+            if call is None:
+                # each implementation runs behind graceful degradation: a failure is counted
+                # under the plugin's name and the other implementations still run
+                call = guarded[impl] = errors.with_graceful_degradation(
+                    integration=impl.plugin_name, name=hook_name)(impl.function)
             if self._tracing:
                 print(f"seetrain trace: {hook_name} -> {impl.plugin_name}", file=sys.stderr)
-            try:
-                impl.function(*[kwargs[name] for name in impl.argnames])
-            except Exception as exc:
-                errors.record_failure(impl.plugin_name, hook_name, exc)
+            call(*[kwargs[name] for name in impl.argnames])
 
     def _flush_sinks(self) -> None:
         for name, plugin in self._plugin_manager().list_name_plugin():
             flush = getattr(plugin, "flush", None)
             if callable(flush):
-                try:
-                    flush()
-                except Exception as exc:
-                    errors.record_failure(name, "flush", exc)
+                call = self._guarded.get(flush)
+                if call is None:
+                    call = self._guarded[flush] = errors.with_graceful_degradation(
+                        integration=name, name="flush")(flush)
+                call()
 
     def _after_fork_in_child(self) -> None:
         # the thread does not exist in a forked child; start a fresh one on demand

@@ -368,9 +368,8 @@ def with_graceful_degradation(
         operation = _operation_name(func, name)
 
         def degrade(exc: BaseException, args: tuple, kwargs: dict) -> Any:
-            record_failure(integration, operation, exc, quiet=True)
+            record_failure(integration, operation, exc)  # logged the first time
             record_event(integration, operation, "fallbacks")
-            log.info("seetrain: %s failed (%s: %s); using its fallback", operation, type(exc).__name__, exc)
             if fallback_func is None:
                 return default
             return _call_fallback(fallback_func, args, kwargs)
