@@ -81,7 +81,7 @@ def test_seed_example():
     [media] = run.media("prediction")
     assert (media.step, media.kind) == (10, "image")
     assert np.array_equal(_pixels(media), image)
-    assert get_integration_error_stats() == {}
+    assert get_integration_error_stats("mmengine") == {"mmengine": {}}
 
 
 def test_init_mmdetection_backend():
