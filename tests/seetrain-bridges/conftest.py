@@ -28,16 +28,28 @@ def wandb_dir(tmp_path, monkeypatch):
         wandb.run.finish()
 
 
+@pytest.fixture(scope="session")
+def _mlflow_store(tmp_path_factory):
+    """One SQLite tracking store for the session: creating one runs MLflow's migrations,
+    which takes seconds. Tests keep apart by experiment (see ``mlflow_experiment``)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
 @pytest.fixture
-def mlflow_uri(tmp_path, monkeypatch):
-    """A local SQLite tracking store (artifacts in the test folder) for this test."""
+def mlflow_experiment(_mlflow_store, tmp_path, request, monkeypatch):
+    """The id of this test's experiment (artifacts in its folder), made the active one, in
+    the session's SQLite store."""
     import mlflow
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)  # the default artifact root (./mlruns) lands here
-    mlflow.set_tracking_uri(uri)
-    yield uri
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", _mlflow_store)
+    mlflow.set_tracking_uri(_mlflow_store)
+    client = mlflow.MlflowClient()
+    name = request.node.nodeid
+    experiment = client.get_experiment_by_name(name)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(
+        name, artifact_location=(tmp_path / "artifacts").as_uri())
+    mlflow.set_experiment(experiment_id=experiment_id)
+    yield experiment_id
     while mlflow.active_run() is not None:
         mlflow.end_run()
     mlflow.set_tracking_uri(None)

@@ -109,21 +109,21 @@ class MlflowBridge(Bridge):
                 self._end(mirror.run, mirror.owner, status)
 
     # -- values -----------------------------------------------------------------------------------
-    def _run(self, call: dict) -> Any:
+    def _target(self, call: dict) -> Any:
         return self._mirror(call["self"], call["run_id"]).run
 
     def _log_metric(self, call: dict, result: Any, prepared: Any) -> None:
         step = call.get("step")
-        self._run(call).log({call["key"]: float(call["value"])}, step=int(step or 0))
+        self._target(call).log({call["key"]: float(call["value"])}, step=int(step or 0))
 
     def _log_param(self, call: dict, result: Any, prepared: Any) -> None:
-        self._run(call).config.update({call["key"]: str(call["value"])})
+        self._target(call).config.update({call["key"]: str(call["value"])})
 
     def _set_tag(self, call: dict, result: Any, prepared: Any) -> None:
-        self._add_tags(self._run(call), {call["key"]: call["value"]})
+        self._add_tags(self._target(call), {call["key"]: call["value"]})
 
     def _log_batch(self, call: dict, result: Any, prepared: Any) -> None:
-        run = self._run(call)
+        run = self._target(call)
         params = {p.key: p.value for p in call.get("params") or ()}
         if params:
             run.config.update(params)
@@ -139,20 +139,20 @@ class MlflowBridge(Bridge):
     def _log_text(self, call: dict, result: Any, prepared: Any) -> None:
         import seetrain
 
-        run = self._run(call)
+        run = self._target(call)
         run.log({call["artifact_file"]: seetrain.Text(str(call["text"]))}, step=max(run.step, 0))
 
     def _log_dict(self, call: dict, result: Any, prepared: Any) -> None:
         import seetrain
 
-        run = self._run(call)
+        run = self._target(call)
         text = json.dumps(call["dictionary"], indent=2, default=str)
         run.log({call["artifact_file"]: seetrain.Text(text)}, step=max(run.step, 0))
 
     def _log_image(self, call: dict, result: Any, prepared: Any) -> None:
         import seetrain
 
-        run = self._run(call)
+        run = self._target(call)
         image = seetrain.Image(_pil_image(call["image"]))
         key = call.get("key")
         if key is not None:
