@@ -13,7 +13,6 @@ iterations, ``add_scalars(val_tag, step=epoch)`` (or ``step=iter`` with
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Mapping
@@ -27,8 +26,6 @@ import seetrain
 from seetrain.errors import record_failure
 
 __all__ = ["SeeTrainVisBackend", "create_mmengine", "create_mmdetection", "INIT_KWARGS"]
-
-log = logging.getLogger("seetrain.mm")
 
 #: the keys ``init_kwargs`` may hold: the arguments of :func:`seetrain.init` that describe a run
 INIT_KWARGS = ("project", "experiment_name", "description", "config", "dir", "mode", "tags", "group")
