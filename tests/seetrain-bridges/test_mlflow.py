@@ -15,6 +15,7 @@ import seetrain_bridges
 mlflow = pytest.importorskip("mlflow")
 
 
+@pytest.mark.slow  # the first MLflow test pays for the session's SQLite migrations (~10 s)
 def test_sync_mlflow_mirrors_params_metrics_tags_artifacts_and_end(mlflow_experiment):
     from mlflow import MlflowClient
 
