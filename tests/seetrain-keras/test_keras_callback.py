@@ -235,3 +235,21 @@ def test_a_failure_inside_seetrain_does_not_break_training(monkeypatch):
     stats = get_integration_error_stats("keras")["keras"]["on_epoch_end"]
     assert stats["failures"] == 2 and "store gone" in stats["last_error"]
     assert only_run().status == "finished"
+
+
+def test_standalone_evaluate_and_predict_get_a_run_each():
+    model = make_model()
+    xv, yv = make_data(32, seed=1)
+    scores = model.evaluate(xv, yv, batch_size=BATCH, verbose=0, return_dict=True,
+                            callbacks=[SeeTrainCallback(project="keras", experiment_name="eval-only")])
+    model.predict(xv, batch_size=8, verbose=0, callbacks=[SeeTrainCallback(project="keras", experiment_name="pred")])
+    runs = {r.name: r for r in seetrain.Api().runs()}
+    assert runs["eval-only"].status == "finished" and runs["eval-only"].scalars("eval/loss") == [(0, scores["loss"])]
+    assert runs["pred"].status == "finished" and runs["pred"].scalars("predict/batches") == [(0, 4.0)]
+
+
+def test_metrics_with_several_values_are_split_per_item():
+    from seetrain_keras._callback import _scalars
+
+    logs = {"loss": 0.5, "f1": np.array([0.25, 0.75], dtype="float32"), "acc": keras.ops.convert_to_tensor(0.5)}
+    assert _scalars(logs, "on_epoch_end") == {"loss": 0.5, "f1/0": 0.25, "f1/1": 0.75, "acc": 0.5}
