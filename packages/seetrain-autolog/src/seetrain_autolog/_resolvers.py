@@ -25,6 +25,8 @@ _SENTINELS = ("NotGiven", "Omit")
 # request arguments never recorded: headers may carry credentials
 _NEVER_RECORDED = frozenset({"extra_headers"})
 _MAX_DEPTH = 20
+_SCALARS = frozenset({str, int, float, bool})
+_MISSING = object()
 
 
 def is_given(value: Any) -> bool:
@@ -39,14 +41,17 @@ def plain(value: Any, _depth: int = 0) -> Any:
     tuples, pydantic models); any other iterable -- a generator of messages, say -- is
     recorded by its ``repr`` rather than consumed, so the SDK still gets all of it.
     """
-    if value is None or isinstance(value, (bool, int, float, str)):
+    kind = type(value)
+    if value is None or kind in _SCALARS:
         return value
     if _depth > _MAX_DEPTH:
         return repr(value)
-    if isinstance(value, Mapping):
-        return {str(k): plain(v, _depth + 1) for k, v in value.items() if is_given(v)}
-    if isinstance(value, (list, tuple)):
+    if kind is dict or isinstance(value, Mapping):
+        return {str(k): plain(v, _depth + 1) for k, v in value.items() if type(v).__name__ not in _SENTINELS}
+    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
         return [plain(v, _depth + 1) for v in value]
+    if isinstance(value, (bool, int, float, str)):  # subclasses (enums of str …)
+        return value
     if isinstance(value, type):  # response_format=MyModel in parse()
         return f"{value.__module__}.{value.__qualname__}"
     if isinstance(value, (bytes, bytearray)):
@@ -64,25 +69,33 @@ def field_of(obj: Any, name: str, default: Any = None) -> Any:
     """``obj.name`` or ``obj[name]``, whichever the object has."""
     if obj is None:
         return default
-    if isinstance(obj, Mapping):
+    if type(obj) is dict:
         return obj.get(name, default)
-    return getattr(obj, name, default)
+    value = getattr(obj, name, _MISSING)
+    if value is not _MISSING:
+        return value
+    return obj.get(name, default) if isinstance(obj, Mapping) else default
 
 
-def _usage_numbers(usage: Any, prefix: str = "", out: dict[str, float] | None = None) -> dict[str, float]:
+def _usage_numbers(usage: Any) -> dict[str, float]:
     """The numeric leaves of a usage object, flattened with ``/`` (``prompt_tokens_details/cached_tokens``)."""
-    out = {} if out is None else out
-    data = plain(usage)
-    if not isinstance(data, Mapping):
-        return out
+    dump = getattr(usage, "model_dump", None)
+    data = dump(exclude_none=True) if callable(dump) else usage
+    out: dict[str, float] = {}
+    if isinstance(data, Mapping):
+        _numeric_leaves(data, "", out)
+    return out
+
+
+def _numeric_leaves(data: Mapping, prefix: str, out: dict[str, float]) -> None:
     for key, value in data.items():
-        if isinstance(value, bool) or value is None:
-            continue
-        if isinstance(value, (int, float)):
+        kind = type(value)
+        if kind is int or kind is float:
             out[prefix + key] = float(value)
         elif isinstance(value, Mapping):
-            _usage_numbers(value, f"{prefix}{key}/", out)
-    return out
+            _numeric_leaves(value, f"{prefix}{key}/", out)
+        elif hasattr(value, "model_dump"):  # a nested model in a dict someone built by hand
+            _numeric_leaves(value.model_dump(exclude_none=True), f"{prefix}{key}/", out)
 
 
 @dataclass
