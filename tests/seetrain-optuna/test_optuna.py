@@ -148,7 +148,7 @@ def test_callback_uses_the_active_run_and_leaves_it_open():
     assert not run.finished
     run.finish()
     stored = only_run("optuna-active")
-    assert stored.name == "mine" and stored.config["seetrain"]["frameworks"] == ["optuna"]
+    assert stored.name == "mine" and stored.frameworks == ["optuna"]
     assert [s for s, _ in stored.scalars("params/x")] == [0, 1, 2]
 
 
@@ -197,3 +197,15 @@ def test_discovery_and_import_do_not_import_optuna():
     assert load_adapter("optuna").mode == "tracker"
     code = "import sys, seetrain_optuna; assert 'optuna' not in sys.modules, 'optuna imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_usage_example_of_the_docs_runs_as_written():
+    import pathlib
+    import re
+
+    doc = pathlib.Path(__file__).parents[2] / "docs" / "adapters" / "optuna.md"
+    first_block = re.search(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S).group(1)
+    exec(compile(first_block, str(doc), "exec"), {"__name__": "docs_example"})
+    run = only_run("tuning")
+    assert run.name == "quadratic" and run.status == "finished"
+    assert len(run.media("state")) == 20
