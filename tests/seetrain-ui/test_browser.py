@@ -58,6 +58,7 @@ def page(browser):
 
 
 def shot(page, artifacts_dir: str, name: str) -> None:
+    page.evaluate("() => window.scrollTo(0, 0)")  # sticky bars would land mid-page otherwise
     page.screenshot(path=os.path.join(artifacts_dir, f"{name}.png"), full_page=True)
 
 
@@ -243,7 +244,7 @@ def test_image_slider_audio_and_text_panels(page, server, run_ids, artifacts_dir
     assert panel.get_attribute("data-step") == "20" and colour() == [0, 255, 0]
     panel.locator("button.play").click()  # plays on to the last step, then stops
     page.locator(".media-card[data-key='samples/image'][data-step='40']").wait_for()
-    assert slider.input_value() == "2"
+    assert slider.input_value() == "2" and panel.locator("button.play").inner_text() == "▶"
 
     audio = page.locator(".media-card[data-key='samples/audio'] audio")
     page.wait_for_function("() => { const a = document.querySelector(\".media-card[data-key='samples/audio'] audio\");"
@@ -253,7 +254,6 @@ def test_image_slider_audio_and_text_panels(page, server, run_ids, artifacts_dir
     assert text.locator("pre").inner_text() == "prediction at step 40"
     text.locator("input.step-slider").evaluate("(s) => { s.value = '1'; s.dispatchEvent(new Event('input')); }")
     assert text.locator("pre").inner_text() == "prediction at step 20"
-    page.locator(".media-section").scroll_into_view_if_needed()
     shot(page, artifacts_dir, "06-media")
 
 

@@ -204,8 +204,9 @@ def run_scalars(request: Request) -> Response:
     if step_min is not None and step_max is not None and step_min > step_max:
         raise q.BadRequest(f"bad range: step_min ({step_min}) is greater than step_max ({step_max})")
     run = q.resolve_run(reader, request.path_params["run"])
+    cache = request.app.state.series_cache
     out = {key: q.series(reader, run["id"], key, max_points=max_points, step_min=step_min, step_max=step_max,
-                         since_step=since_step) for key in keys}
+                         since_step=since_step, cache=cache) for key in keys}
     return ApiJSON({"run": run["id"], "status": run["status"], "last_step": run["last_step"], "series": out})
 
 
@@ -312,6 +313,7 @@ def create_app(dir: str | os.PathLike | None = None) -> Starlette:
         },
     )
     app.state.store = _Store(dir)
+    app.state.series_cache = q.SeriesCache()
     app.state.schemas = _DocstringSchema({
         "openapi": "3.0.3",
         "info": {"title": "SeeTrain dashboard API", "version": __version__,

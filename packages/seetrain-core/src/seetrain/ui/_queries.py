@@ -7,10 +7,12 @@ are left as they are; :mod:`._app` turns them into ``null`` when it encodes a re
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
-from ..store.reader import KeyNotFoundError, StoreReader, downsample
+from ..store.reader import KeyNotFoundError, StoreReader
 from ..store.schema import MEDIA_DIR
 
 #: default and largest number of points a series request returns
@@ -149,21 +151,97 @@ def _finite_or_none(values) -> tuple[list, dict[str, str]]:
     return out.tolist(), names
 
 
+def envelope_indices(values, max_points: int):
+    """Indices of the points :func:`seetrain.store.reader.downsample` keeps, vectorised.
+
+    Same buckets (``max_points // 2`` of equal count), same choice in each as numpy's
+    ``nanargmin``/``nanargmax`` make there (NaN read as +inf for the minimum and as -inf for
+    the maximum, first occurrence wins; so a whole-NaN bucket keeps its first point), hence
+    the same result; but one pass of numpy instead of a Python loop per bucket, which is
+    what lets a 1,000,000-point key be served in a few tens of milliseconds.
+    """
+    import numpy as np
+
+    n = len(values)
+    if n <= max_points:
+        return np.arange(n)
+    buckets = max_points // 2
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    starts = edges[:-1][edges[1:] > edges[:-1]]
+    counts = np.diff(np.append(starts, n))
+    nan = np.isnan(values)
+    keep = np.zeros(n, dtype=bool)
+    for fill, reduce in ((np.inf, np.minimum), (-np.inf, np.maximum)):
+        filled = np.where(nan, fill, values) if nan.any() else values
+        hits = np.flatnonzero(filled == np.repeat(reduce.reduceat(filled, starts), counts))
+        keep[hits[np.searchsorted(hits, starts)]] = True  # every bucket has a hit: take its first
+    return np.flatnonzero(keep)
+
+
+class SeriesCache:
+    """The full arrays of the largest series, so zooming into a 1,000,000-point key slices
+    memory instead of re-reading and re-sorting every chunk. An entry is valid while the key
+    has the same chunks (count and last id): a live run's new chunk makes it stale."""
+
+    #: series smaller than this are read from SQLite every time (that is fast already)
+    MIN_POINTS = 50_000
+
+    def __init__(self, max_points: int = 8_000_000) -> None:
+        self.max_points = max_points
+        self._entries: OrderedDict[tuple, tuple] = OrderedDict()
+        self._points = 0
+        self._lock = threading.Lock()
+
+    def scalars(self, reader: StoreReader, run_id: str, key: str, step_min: int | None, step_max: int | None):
+        import numpy as np
+
+        row = reader.conn.execute(
+            "SELECT COUNT(c.id), MAX(c.id), SUM(c.n) FROM keys k JOIN scalar_chunks c ON c.key_id = k.id"
+            " WHERE k.run_id = ? AND k.key = ? AND k.kind = 'scalar'", (run_id, key)).fetchone()
+        if not row or not row[0] or row[2] < self.MIN_POINTS:
+            return reader.scalars(run_id, key, step_min=step_min, step_max=step_max)
+        ident, version = (reader.directory, run_id, key), (row[0], row[1])
+        with self._lock:
+            entry = self._entries.get(ident)
+            if entry is not None and entry[0] == version:
+                self._entries.move_to_end(ident)
+                arrays = entry[1]
+            else:
+                arrays = None
+        if arrays is None:
+            arrays = reader.scalars(run_id, key)
+            with self._lock:
+                old = self._entries.pop(ident, None)
+                if old is not None:
+                    self._points -= len(old[1][0])
+                self._entries[ident] = (version, arrays)
+                self._points += len(arrays[0])
+                while self._points > self.max_points and len(self._entries) > 1:
+                    _, (_, dropped) = self._entries.popitem(last=False)
+                    self._points -= len(dropped[0])
+        steps, values, times = arrays
+        lo = np.searchsorted(steps, step_min, "left") if step_min is not None else 0
+        hi = np.searchsorted(steps, step_max, "right") if step_max is not None else len(steps)
+        return steps[lo:hi], values[lo:hi], times[lo:hi]
+
+
 def series(reader: StoreReader, run_id: str, key: str, *, max_points: int = DEFAULT_MAX_POINTS,
            step_min: int | None = None, step_max: int | None = None,
-           since_step: int | None = None) -> dict[str, Any]:
+           since_step: int | None = None, cache: SeriesCache | None = None) -> dict[str, Any]:
     """One scalar key of a run, exact or min/max-downsampled to at most ``max_points``.
 
     ``since_step`` returns only the points after that step (the tail a live chart appends).
-    The envelope comes from :func:`seetrain.store.reader.downsample`, run over point indices
-    so that the wall time of each kept point comes along with its step and value.
+    Wall times are rounded to the millisecond (they only place points on a time axis).
     """
     import numpy as np
 
     if since_step is not None:
         step_min = max(step_min, since_step + 1) if step_min is not None else since_step + 1
     try:
-        steps, values, times = reader.scalars(run_id, key, step_min=step_min, step_max=step_max)
+        if cache is not None:
+            steps, values, times = cache.scalars(reader, run_id, key, step_min, step_max)
+        else:
+            steps, values, times = reader.scalars(run_id, key, step_min=step_min, step_max=step_max)
     except KeyNotFoundError as exc:
         kinds = dict(reader.keys(run_id))
         if key in kinds:  # a media key asked for as scalars
@@ -172,14 +250,14 @@ def series(reader: StoreReader, run_id: str, key: str, *, max_points: int = DEFA
     total = len(steps)
     exact = total <= max_points
     if not exact:
-        idx, _ = downsample(np.arange(total), values, max_points)
+        idx = envelope_indices(values, max_points)
         steps, values, times = steps[idx], values[idx], times[idx]
     clean, nonfinite = _finite_or_none(values)
     return {
         "key": key,
         "steps": steps.tolist(),
         "values": clean,
-        "times": times.tolist(),
+        "times": np.round(times, 3).tolist(),
         "total": total,
         "exact": exact,
         "nonfinite": nonfinite,

@@ -14,6 +14,17 @@ const AXIS = {stroke: "#64748b", grid: {stroke: "#eef0f4", width: 1}, ticks: {st
   font: "11px ui-sans-serif, system-ui, -apple-system, 'Segoe UI', sans-serif"};
 const HEIGHT = 210;
 
+// Charts are drawn when they come near the viewport: a page of 200 keys paints its first
+// screen as fast as a page of 6, and the rest draw as they are scrolled to.
+const visibility = new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    const chart = e.target.__chart;
+    if (!chart) continue;
+    chart.visible = e.isIntersecting;
+    if (chart.visible && chart.pending) chart.redraw(true);
+  }
+}, {rootMargin: "300px 0px"});
+
 /** TensorBoard's debiased exponential moving average; NaN/null points pass through. */
 export function ema(values, weight) {
   const out = new Array(values.length);
@@ -91,6 +102,10 @@ export class MetricChart {
       this.plot,
       this.legend);
     registry.set(this.registryKey(), this);
+    this.visible = false;
+    this.pending = false;
+    this.el.__chart = this;
+    visibility.observe(this.el);
   }
 
   registryKey() {
@@ -211,6 +226,13 @@ export class MetricChart {
 
   /** (Re)draw: a new uPlot when the options change, else new data on the same one. */
   redraw(rebuild = true) {
+    if (!this.visible) {   // drawn once it scrolls into view
+      this.pending = true;
+      this.updateMeta();
+      if (this.full.size) this.el.dataset.state = "pending";
+      return;
+    }
+    this.pending = false;
     const data = this.buildData();
     this.updateMeta();
     if (!data) return;
@@ -227,7 +249,7 @@ export class MetricChart {
     } else {
       this.u.setData(data, !this.zoom);
     }
-    this.updateLegend(null);
+    if (rebuild || this.u) this.updateLegend(null);
     this.el.dataset.state = "ready";
   }
 
@@ -335,6 +357,7 @@ export class MetricChart {
   }
 
   destroy() {
+    visibility.unobserve(this.el);
     registry.delete(this.registryKey());
     if (this.resizer) this.resizer.disconnect();
     if (this.u) this.u.destroy();

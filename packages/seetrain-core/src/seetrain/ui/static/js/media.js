@@ -94,8 +94,8 @@ export class MediaPanel {
     if (this.pos >= this.steps.length - 1) this.show(0);
     this.playBtn.textContent = "❚❚";
     this.timer = setInterval(() => {
-      if (this.pos >= this.steps.length - 1) { this.stop(); return; }
       this.show(this.pos + 1);
+      if (this.pos >= this.steps.length - 1) this.stop();
     }, 700);
   }
 

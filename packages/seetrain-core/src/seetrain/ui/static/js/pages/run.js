@@ -7,15 +7,20 @@ import {MediaPanel} from "../media.js";
 import {ChartSettings} from "../settings.js";
 import {setCrumbs, poll, liveBadge, LIVE_EVERY_MS} from "./common.js";
 
-const BATCH = 60;   // keys per series request
+const FIRST_BATCH = 12;   // keys of the first request: about a screenful of charts
+const BATCH = 60;
 
-/** Fetch the series of many keys in a few requests. */
-export async function fetchSeries(runId, keys, opts) {
+/** Fetch the series of many keys in a few requests; ``onBatch(series)`` as each one lands, the
+ * first screenful first so it can be drawn while the rest are on their way. */
+export async function fetchSeries(runId, keys, opts, onBatch = null) {
   const out = {};
-  for (let i = 0; i < keys.length; i += BATCH) {
-    const data = await api.scalars(runId, keys.slice(i, i + BATCH), opts);
-    Object.assign(out, data.series);
+  const take = (data) => { Object.assign(out, data.series); if (onBatch) onBatch(data.series); };
+  take(await api.scalars(runId, keys.slice(0, FIRST_BATCH), opts));
+  const rest = [];
+  for (let i = FIRST_BATCH; i < keys.length; i += BATCH) {
+    rest.push(api.scalars(runId, keys.slice(i, i + BATCH), opts).then(take));
   }
+  await Promise.all(rest);
   return out;
 }
 
@@ -168,14 +173,17 @@ export async function runPage(view, runId) {
   const loadCharts = async (charts) => {
     if (!charts.length) return;
     const maxPoints = charts[0].pointsForWidth();
-    const series = await fetchSeries(run.id, charts.map((c) => c.key), {max_points: maxPoints});
-    for (const c of charts) { c.maxPoints = maxPoints; c.setSeries(run.id, series[c.key]); }
+    const byKey = new Map(charts.map((c) => [c.key, c]));
+    await fetchSeries(run.id, charts.map((c) => c.key), {max_points: maxPoints}, (series) => {
+      for (const [key, s] of Object.entries(series)) { const c = byKey.get(key); c.maxPoints = maxPoints; c.setSeries(run.id, s); }
+      if (!window.__seetrain.firstPaint) window.__seetrain.firstPaint = performance.now();
+    });
   };
   const first = groups.add(scalarKeys());
   if (!first.length) groups.el.append(emptyState("No metrics logged", run.status === "running" ? "waiting for the first values…" : ""));
   addMedia();
+  window.__seetrain.firstPaint = null;
   await loadCharts(first);
-  window.__seetrain.firstPaint = performance.now();
 
   // live: while the run is running, append the new points of every chart
   let poller = null;
