@@ -165,3 +165,28 @@ def test_artifacts_land_in_the_test_folder(mlflow_experiment, tmp_path):
         mlflow.log_text("x", "x.txt")
     assert active.info.artifact_uri.startswith((tmp_path / "artifacts").as_uri())
     assert seetrain.Api().runs()[0].media("x.txt")[0].text == "x"
+
+
+def test_what_mlflow_records_is_the_same_with_the_bridge(mlflow_experiment):
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+
+    def session():
+        with mlflow.start_run() as active:
+            mlflow.log_params({"lr": 0.1, "opt": "sgd"})
+            mlflow.log_metrics({"loss": 0.5, "acc": 0.7}, step=1)
+            mlflow.log_metric("loss", 0.25, step=2)
+            mlflow.set_tags({"team": "x"})
+        run = client.get_run(active.info.run_id)
+        history = {k: [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, k)]
+                   for k in ("loss", "acc")}
+        tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
+        return run.data.params, history, tags, run.info.status
+
+    plain = session()
+    bridge = seetrain_bridges.sync_mlflow()
+    bridged = session()
+    bridge.disable()
+    assert bridged == plain
+    assert plain[1] == {"loss": [(1, 0.5), (2, 0.25)], "acc": [(1, 0.7)]}

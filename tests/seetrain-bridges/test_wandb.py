@@ -183,3 +183,39 @@ def test_failure_inside_seetrain_is_counted_and_swallowed(wandb_dir, monkeypatch
     assert wandb_history(read_wandb(run))[0] == {"a": 1}
     stats = seetrain.errors.get_integration_error_stats("wandb")["wandb"]
     assert stats["log"]["failures"] == 1 and "store exploded" in stats["log"]["last_error"]
+
+
+def test_what_wandb_records_is_the_same_with_the_bridge(wandb_dir):
+    def session(project):
+        run = wandb.init(project=project, config={"lr": 0.1})
+        run.log({"a": 1.0, "n": {"x": 2}})
+        run.log({"b": 2.0}, commit=False)
+        run.log({"a": 3.0}, step=4)
+        run.log({"s": "text"})
+        wandb.config.update({"bs": 2})
+        run.finish()
+        records = read_wandb(run)
+        config = {}
+        for rec in records:
+            if rec.get("type") == "config":
+                config.update(rec["config"]["update"])
+            if rec.get("type") == "run":
+                config.update(rec["run"]["config"]["update"])
+        return wandb_history(records), {k: v for k, v in config.items() if k != "_wandb"}
+
+    plain = session("plain")
+    bridge = seetrain_bridges.sync_wandb()
+    bridged = session("bridged")
+    bridge.disable()
+    assert bridged == plain
+    assert plain[0] == {0: {"a": 1, "n.x": 2}, 1: {"b": 2}, 4: {"a": 3, "s": "text"}}
+
+
+def test_seetrain_init_with_framework_switches_the_bridge_on(wandb_dir):
+    mine = seetrain.init(project="fw", framework="wandb")
+    run = wandb.init(project="ignored")
+    run.log({"a": 1.0})
+    run.finish()
+    assert not mine.finished  # the user's own run: left to the user
+    mine.finish()
+    assert _one_run(seetrain.Api(), "fw").scalars("a") == [(0, 1.0)]
