@@ -155,8 +155,10 @@ def test_disable_restores_identity_and_stops_mirroring(wandb_dir):
     run = wandb.init(project="after-disable")
     run.log({"a": 1.0})
     run.finish()
-    with pytest.raises(Exception):
-        seetrain.Api().runs(project="after-disable")[0]
+    from seetrain.store.schema import StoreNotFoundError
+
+    with pytest.raises(StoreNotFoundError):  # no SeeTrain run was ever started
+        seetrain.Api()
 
 
 def test_wandb_errors_pass_through_unchanged(wandb_dir):
