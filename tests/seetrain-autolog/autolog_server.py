@@ -161,11 +161,18 @@ def openai_responses(body: dict) -> JsonReply | SseReply:
 
     add("response.created", response=_openai_response_object(body, "in_progress", None))
     add("response.in_progress", response=_openai_response_object(body, "in_progress", None))
+    item_id = "msg_67ccd3acc8d48190a77525dc"
+    add("response.output_item.added", output_index=0,
+        item={"id": item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []})
+    add("response.content_part.added", item_id=item_id, output_index=0, content_index=0,
+        part={"type": "output_text", "text": "", "annotations": [], "logprobs": []})
     for piece in REPLY_TEXT:
-        add("response.output_text.delta", item_id="msg_67ccd3acc8d48190a77525dc", output_index=0, content_index=0,
-            delta=piece, logprobs=[])
-    add("response.output_text.done", item_id="msg_67ccd3acc8d48190a77525dc", output_index=0, content_index=0,
-        text=text, logprobs=[])
+        add("response.output_text.delta", item_id=item_id, output_index=0, content_index=0, delta=piece, logprobs=[])
+    add("response.output_text.done", item_id=item_id, output_index=0, content_index=0, text=text, logprobs=[])
+    part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+    add("response.content_part.done", item_id=item_id, output_index=0, content_index=0, part=part)
+    add("response.output_item.done", output_index=0,
+        item={"id": item_id, "type": "message", "status": "completed", "role": "assistant", "content": [part]})
     add("response.completed", response=_openai_response_object(body, "completed", text))
     return SseReply(events)
 

@@ -280,3 +280,30 @@ def test_the_seed_example_runs_and_records_the_module_level_call(llm_server, mon
     assert step["response/text"] == response.choices[0].message.content
     assert json.loads(step["request/messages"]) == [{"role": "user", "content": "Hello!"}]
     assert json.loads(step["request/params"]) == {"model": "gpt-3.5-turbo", "max_tokens": 100}
+
+
+def test_an_async_stream_closed_early_is_recorded_as_partial(run, async_openai_client):
+    seetrain_autolog.autolog("openai", run=run).enable()
+
+    async def main():
+        stream = await async_openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
+                                                                   stream=True)
+        got = [await stream.__anext__() for _ in range(2)]
+        await stream.close()
+        return got
+
+    got = asyncio.run(main())
+    [step] = steps(read_back(run))
+    assert step["partial"] == 1 and step["stream/chunks"] == 2
+    assert step["response/text"] == "".join(c.choices[0].delta.content for c in got)
+
+
+def test_parse_and_the_responses_stream_helper_are_recorded_once_each(run, openai_client):
+    seetrain_autolog.autolog("openai", run=run).enable()
+    parsed = openai_client.chat.completions.parse(model="gpt-4o-mini", messages=MESSAGES)
+    with openai_client.responses.stream(model="gpt-4.1-mini", input="Hello!") as stream:
+        final = stream.get_final_response()
+    p, r = steps(read_back(run))
+    assert p["api"] == "openai.chat.completions.parse" and p["response/text"] == parsed.choices[0].message.content
+    assert r["api"] == "openai.responses.create" and r["stream"] == 1 and r["partial"] == 0
+    assert r["response/text"] == final.output_text and r["usage/total_tokens"] == final.usage.total_tokens
