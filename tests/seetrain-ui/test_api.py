@@ -278,3 +278,16 @@ def test_index_and_static_files_reference_nothing_outside_the_server(client):
                 text = open(os.path.join(folder, name), encoding="utf-8").read()
                 assert not re.search(r"https?://(?!github\.com)", text), name
     assert client.get("/static/vendor/uPlot.iife.min.js").status_code == 200
+
+
+def test_the_example_of_docs_dashboard_runs(tmp_path, monkeypatch):
+    from seetrain.demo import train
+
+    doc = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "dashboard.md")
+    block = re.search(r"```python\n(.*?)```", open(doc, encoding="utf-8").read(), re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    train(dir="./seetrain", epochs=2)
+    namespace: dict = {}
+    exec(compile(block, "docs/dashboard.md", "exec"), namespace)
+    series = namespace["loss"]["series"]["train/loss"]
+    assert series["steps"] and len(series["steps"]) <= 500
