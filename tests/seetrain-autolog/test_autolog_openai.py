@@ -118,9 +118,9 @@ def test_a_stream_closed_early_is_recorded_as_partial(run, openai_client):
 def test_a_stream_dropped_without_close_is_recorded_as_partial(run, openai_client):
     seetrain_autolog.autolog("openai", run=run).enable()
     stream = openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
-    for chunk in stream:
+    for _ in stream:  # read one chunk, then walk away
         break
-    del stream, chunk
+    del stream, _
     gc.collect()
     [step] = steps(read_back(run))
     assert step["partial"] == 1 and step["stream/chunks"] == 1

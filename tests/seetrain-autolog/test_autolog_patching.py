@@ -209,3 +209,30 @@ def test_zhipuai_sdk_imported_is_the_one_patched():
     client_cls = zhipuai.ZhipuAI(api_key="k", base_url="http://127.0.0.1:9").chat.completions.__class__
     owner, _ = PROVIDERS["zhipuai"].targets[0].resolve()
     assert client_cls is owner
+
+
+def test_a_missing_sdk_is_a_clear_error_and_a_missing_method_is_skipped(run):
+    from seetrain.adapters import FrameworkMissingError
+    from seetrain_autolog._instrumentor import Instrumentor
+    from seetrain_autolog._providers import Provider, Target
+
+    # an SDK that is not installed: the error names the requirement from the metadata
+    missing = Instrumentor(Provider("openai", (
+        Target("openai_not_here.resources:Chat.create", "openai.chat.completions"),
+    )))
+    handle = seetrain_autolog.autolog("openai", run=run)
+    with pytest.raises(FrameworkMissingError, match=r'openai_not_here.*pip install "openai>=1.0"'):
+        missing.attach(handle)
+    assert missing.handles == ()
+
+    # an SDK version without one of the methods: the others are patched, the gap is reported
+    original = openai.resources.embeddings.Embeddings.create
+    partial = Instrumentor(Provider("openai", (
+        Target("openai.resources.embeddings:Embeddings.create", "openai.embeddings"),
+        Target("openai.resources.embeddings:Embeddings.create_many", "openai.embeddings"),
+    )))
+    assert partial.attach(handle)
+    assert openai.resources.embeddings.Embeddings.create is not original
+    assert list(partial.skipped) == ["openai.resources.embeddings:Embeddings.create_many"]
+    partial.detach(handle)
+    assert openai.resources.embeddings.Embeddings.create is original

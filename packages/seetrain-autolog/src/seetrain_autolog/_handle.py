@@ -78,7 +78,12 @@ class Autolog:
             return self
         if self.run is None or (self._own_run and self.run.finished):
             self._bind_run()
-        self.instrumentor.attach(self)
+        try:
+            self.instrumentor.attach(self)
+        except BaseException:
+            if self._own_run:  # the run started for nothing: end it
+                self.run.finish("crashed")
+            raise
         return self
 
     def disable(self) -> None:

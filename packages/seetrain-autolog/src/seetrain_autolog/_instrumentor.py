@@ -103,7 +103,10 @@ class Instrumentor:
             except AttributeError as exc:  # an SDK version without this API
                 self.skipped[target.path] = f"AttributeError: {exc}"
                 continue
-            self._patches.append(apply(owner, name, functools.partial(self._make_wrapper, target)))
+            try:
+                self._patches.append(apply(owner, name, functools.partial(self._make_wrapper, target)))
+            except TypeError as exc:  # an SDK version where it is no plain method
+                self.skipped[target.path] = f"TypeError: {exc}"
         if self.skipped:
             log.debug("seetrain: %s autolog skipped %s", self.provider.name, self.skipped)
         if not self._patches:

@@ -13,8 +13,9 @@ every call straight through from then on.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["Patch", "apply", "restore"]
 

@@ -175,7 +175,7 @@ class Resolver:
     def split_request(self, args: tuple, kwargs: Mapping[str, Any], with_content: bool
                       ) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(parameters, content)`` of a call, both JSON-safe snapshots."""
-        given = dict(zip(self.positional, args))
+        given = dict(zip(self.positional, args, strict=False))
         given.update(kwargs)
         params: dict[str, Any] = {}
         content: dict[str, Any] = {}
