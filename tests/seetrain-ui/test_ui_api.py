@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import STEPS, loss_at
+from ui_data import STEPS, loss_at
 
 import seetrain
 

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import STEPS, loss_at
+from ui_data import STEPS, loss_at
 
 import seetrain
 
