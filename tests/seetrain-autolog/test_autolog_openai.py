@@ -228,7 +228,7 @@ def test_a_failure_inside_seetrain_is_counted_and_the_call_returns_normally(run,
     assert len(chunks) == 7
 
     stats = get_integration_error_stats()["openai"]["record"]
-    assert stats["failures"] == 2 and "recording broke" in stats["last_error"]
+    assert stats["calls"] == 2 and stats["failures"] == 2 and "recording broke" in stats["last_error"]
     assert run.step == -1
 
 

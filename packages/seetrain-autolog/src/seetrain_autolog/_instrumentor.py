@@ -21,7 +21,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from seetrain.errors import record_failure
+from seetrain.errors import record_event, record_failure
 
 from . import _recording, _streams
 from ._patching import Patch, apply, restore
@@ -244,6 +244,8 @@ class Instrumentor:
 
     def deliver(self, call: Call) -> None:
         """Log ``call`` as one step in every distinct run of the attached handles."""
+        # counted next to the failures, so get_integration_error_stats() shows a failure rate
+        record_event(self.provider.name, "record", "calls")
         runs: list[Any] = []
         for handle in self._handles:
             run = handle.run
