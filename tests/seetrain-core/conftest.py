@@ -1,23 +1,15 @@
 import importlib
 import os
 import pathlib
-import subprocess
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+
+from core_helpers import pip_install_target  # noqa: E402
+
 HERE = pathlib.Path(__file__).parent
-
-
-def pip_install_target(target: pathlib.Path, *projects: pathlib.Path) -> None:
-    """A real ``pip install`` of local projects into a folder (no network, no deps)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), *map(str, projects)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 @pytest.fixture(scope="session")

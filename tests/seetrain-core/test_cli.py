@@ -68,3 +68,14 @@ def test_adapters_lists_installed(capsys):
     assert cli.main(["adapters"]) == 0
     out = capsys.readouterr().out
     assert "ADAPTER" in out or "no SeeTrain adapters installed" in out
+
+
+def test_demo_trains_logs_and_shows(tmp_path):
+    store = tmp_path / "demo-store"
+    proc = subprocess.run([sys.executable, "-m", "seetrain.demo", "--dir", str(store), "--epochs", "3", "--no-ui"],
+                          capture_output=True, text=True, timeout=120, env={**__import__("os").environ,
+                                                                            "SEETRAIN_SILENT": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert "stored in" in proc.stderr and "status     finished" in proc.stdout and "val/accuracy" in proc.stdout
+    [run] = seetrain.Api(store).runs("demo")
+    assert run.media("val/decision_surface") and len(run.scalars("train/loss")) == 3 * 13

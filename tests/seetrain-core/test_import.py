@@ -1,6 +1,6 @@
 """``import seetrain`` is cheap: no numpy, Pillow, httpx, framework, and no entry-point scan."""
 
-from helpers import run_python
+from core_helpers import run_python
 
 HEAVY = ("numpy", "PIL", "httpx", "torch", "tensorflow", "keras", "lightning", "transformers", "pluggy",
          "tenacity", "pybreaker", "soundfile", "sqlite3")

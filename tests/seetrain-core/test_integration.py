@@ -114,7 +114,8 @@ def test_autolog_enable_disable(_isolated_store):
 def test_errors_of_the_core_for_missing_adapters(_isolated_store, monkeypatch):
     from seetrain import adapters
 
-    monkeypatch.setattr(adapters, "discover_adapters", lambda: {})  # as if nothing were installed
+    monkeypatch.setattr(adapters, "discover_adapters", lambda: {})
+    monkeypatch.setattr(adapters, "_loaded", {})  # as if nothing were installed (no cached adapter either)
     with pytest.raises(adapters.AdapterNotInstalledError, match=r'pip install "seetrain\[keras\]"'):
         integration.init_keras(project="p")
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 import seetrain
-from helpers import run_python
+from core_helpers import run_python
 
 
 def test_context_manager_statuses(_isolated_store):

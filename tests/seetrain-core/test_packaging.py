@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from helpers import run_python
+from core_helpers import run_python
 
 ROOT = pathlib.Path(__file__).parents[2]
 PACKAGES = {p.name: tomllib.loads((p / "pyproject.toml").read_text()) for p in (ROOT / "packages").iterdir()

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import pip_install_target
+from core_helpers import pip_install_target
 
 TEMPLATE = pathlib.Path(__file__).parents[2] / "templates" / "adapter"
 

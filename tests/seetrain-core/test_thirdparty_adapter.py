@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from conftest import pip_install_target
-from helpers import run_python
+from core_helpers import pip_install_target, run_python
 
 HERE = pathlib.Path(__file__).parent
 
@@ -80,6 +79,7 @@ def test_unknown_adapter_gives_the_install_command(_isolated_store, monkeypatch)
     # In the test environment every adapter of the repository is installed; to see the
     # message a user without seetrain-keras gets, discovery is made to find nothing.
     monkeypatch.setattr(adapters, "discover_adapters", lambda: {})
+    monkeypatch.setattr(adapters, "_loaded", {})  # adapters loaded by earlier tests are cached
     with pytest.raises(adapters.AdapterNotInstalledError) as info:
         seetrain.init(project="p", framework="keras")
     assert str(info.value).startswith("no SeeTrain adapter for 'keras' is installed")

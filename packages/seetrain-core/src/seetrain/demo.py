@@ -1,7 +1,7 @@
 """The demo: trains a tiny two-layer network with numpy on synthetic data, logs it to the
-local store, prints where it went and a summary.
+local store, prints where it went and a summary, then serves the dashboard for it.
 
-Run it with ``python -m seetrain.demo [--dir DIR] [--epochs N]``.
+Run it with ``python -m seetrain.demo [--dir DIR] [--epochs N] [--port 5090] [--no-ui]``.
 """
 
 from __future__ import annotations
@@ -74,13 +74,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m seetrain.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--dir", default=None, help="store directory (default: ./seetrain)")
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--port", type=int, default=5090, help="port of the dashboard (default: 5090)")
+    parser.add_argument("--no-ui", action="store_true", help="do not serve the dashboard at the end")
     args = parser.parse_args(argv)
     run_id = train(args.dir, args.epochs)
 
     from . import cli
 
     print()
-    return cli.main(["show", run_id] + (["--dir", args.dir] if args.dir else []))
+    status = cli.main(["show", run_id] + (["--dir", args.dir] if args.dir else []))
+    if status or args.no_ui:
+        return status
+    try:
+        from .ui import serve
+    except ImportError:
+        print('\nthe dashboard needs its extra: pip install "seetrain[ui]", then: seetrain ui')
+        return 0
+    print()
+    return serve(dir=args.dir, port=args.port)
 
 
 if __name__ == "__main__":

@@ -203,7 +203,7 @@ class Dispatcher:
                 # each implementation runs behind graceful degradation: a failure is counted
                 # under the plugin's name and the other implementations still run
                 call = guarded[impl] = errors.with_graceful_degradation(
-                    integration=impl.plugin_name, name=hook_name)(impl.function)
+                    integration=impl.plugin_name, name=hook_name, count_calls=False)(impl.function)
             if self._tracing:
                 print(f"seetrain trace: {hook_name} -> {impl.plugin_name}", file=sys.stderr)
             call(*[kwargs[name] for name in impl.argnames])
@@ -215,7 +215,7 @@ class Dispatcher:
                 call = self._guarded.get(flush)
                 if call is None:
                     call = self._guarded[flush] = errors.with_graceful_degradation(
-                        integration=name, name="flush")(flush)
+                        integration=name, name="flush", count_calls=False)(flush)
                 call()
 
     def _after_fork_in_child(self) -> None:

@@ -351,10 +351,14 @@ def with_graceful_degradation(
     exceptions: type[BaseException] | tuple[type[BaseException], ...] = Exception,
     integration: str = DEFAULT_INTEGRATION,
     name: str | None = None,
+    count_calls: bool = True,
 ) -> Callable[[F], F]:
     """On one of ``exceptions``, record the failure and return ``fallback_func(...)`` (called
     with the same arguments when it accepts them, else with none; awaited when it is async)
     or ``default`` instead of raising.
+
+    ``count_calls=False`` skips counting the calls that succeed (a locked counter): the
+    dispatcher wraps every hook implementation this way, on its hot path.
 
     >>> from seetrain.errors import with_graceful_degradation
     >>> @with_graceful_degradation(fallback_func=lambda: "cached")
@@ -387,6 +391,16 @@ def with_graceful_degradation(
                     return result
 
             return async_wrapper  # type: ignore[return-value]
+
+        if not count_calls:
+            @_functools.wraps(func)
+            def uncounted(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return func(*args, **kwargs)
+                except exceptions as exc:
+                    return degrade(exc, args, kwargs)
+
+            return uncounted  # type: ignore[return-value]
 
         @_functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:

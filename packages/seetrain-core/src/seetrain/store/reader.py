@@ -235,31 +235,40 @@ class StoreReader:
             self._local.conn = None
 
 
-def downsample(steps, values, max_points: int):
-    """Min/max envelope: at most ``max_points`` points, keeping each bucket's extremes.
+def envelope_indices(values, max_points: int):
+    """Indices of the points of a min/max envelope: at most ``max_points`` of them.
 
-    The steps are cut into ``max_points // 2`` buckets of equal count; each bucket gives its
-    minimum and its maximum, in step order, so a single spike survives any zoom level. NaNs
-    are skipped unless a whole bucket is NaN (then one NaN point stands for it); infinities
-    count as extremes.
+    The points are cut into ``max_points // 2`` buckets of equal count; each bucket keeps its
+    minimum and its maximum (first occurrence), so a single spike survives any zoom level.
+    NaNs are skipped unless a whole bucket is NaN (its first point then stands for it);
+    infinities count as extremes. One pass of numpy (``reduceat``), no Python loop per
+    bucket: a 1,000,000-point key takes a few milliseconds.
     """
     import numpy as np
 
-    n = len(steps)
+    n = len(values)
     if max_points is None or n <= max_points:
-        return steps, values
+        return np.arange(n)
     if max_points < 2:
         raise ValueError("max_points must be at least 2")
     buckets = max_points // 2
     edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    starts = edges[:-1][edges[1:] > edges[:-1]]
+    counts = np.diff(np.append(starts, n))
+    nan = np.isnan(values)
     keep = np.zeros(n, dtype=bool)
-    for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist()):
-        if hi <= lo:
-            continue
-        seg = values[lo:hi]
-        if np.isnan(seg).all():
-            keep[lo] = True
-            continue
-        keep[lo + int(np.nanargmin(seg))] = True
-        keep[lo + int(np.nanargmax(seg))] = True
-    return steps[keep], values[keep]
+    # NaN reads as +inf for the minimum and -inf for the maximum, so it wins only where a
+    # bucket has nothing else
+    for fill, reduce in ((np.inf, np.minimum), (-np.inf, np.maximum)):
+        filled = np.where(nan, fill, values) if nan.any() else values
+        hits = np.flatnonzero(filled == np.repeat(reduce.reduceat(filled, starts), counts))
+        keep[hits[np.searchsorted(hits, starts)]] = True  # every bucket has a hit: take its first
+    return np.flatnonzero(keep)
+
+
+def downsample(steps, values, max_points: int):
+    """``(steps, values)`` reduced to the min/max envelope of :func:`envelope_indices`."""
+    idx = envelope_indices(values, max_points)
+    if len(idx) == len(values):
+        return steps, values
+    return steps[idx], values[idx]

@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from ..store.reader import KeyNotFoundError, StoreReader
+from ..store.reader import KeyNotFoundError, StoreReader, envelope_indices
 from ..store.schema import MEDIA_DIR
 
 #: default and largest number of points a series request returns
@@ -149,33 +149,6 @@ def _finite_or_none(values) -> tuple[list, dict[str, str]]:
     names = {str(i): "NaN" if np.isnan(values[i]) else "Infinity" if values[i] > 0 else "-Infinity"
              for i in bad.tolist()}
     return out.tolist(), names
-
-
-def envelope_indices(values, max_points: int):
-    """Indices of the points :func:`seetrain.store.reader.downsample` keeps, vectorised.
-
-    Same buckets (``max_points // 2`` of equal count), same choice in each as numpy's
-    ``nanargmin``/``nanargmax`` make there (NaN read as +inf for the minimum and as -inf for
-    the maximum, first occurrence wins; so a whole-NaN bucket keeps its first point), hence
-    the same result; but one pass of numpy instead of a Python loop per bucket, which is
-    what lets a 1,000,000-point key be served in a few tens of milliseconds.
-    """
-    import numpy as np
-
-    n = len(values)
-    if n <= max_points:
-        return np.arange(n)
-    buckets = max_points // 2
-    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
-    starts = edges[:-1][edges[1:] > edges[:-1]]
-    counts = np.diff(np.append(starts, n))
-    nan = np.isnan(values)
-    keep = np.zeros(n, dtype=bool)
-    for fill, reduce in ((np.inf, np.minimum), (-np.inf, np.maximum)):
-        filled = np.where(nan, fill, values) if nan.any() else values
-        hits = np.flatnonzero(filled == np.repeat(reduce.reduceat(filled, starts), counts))
-        keep[hits[np.searchsorted(hits, starts)]] = True  # every bucket has a hit: take its first
-    return np.flatnonzero(keep)
 
 
 class SeriesCache:
