@@ -102,3 +102,46 @@ def test_stale_heartbeat_reads_as_crashed(_isolated_store):
     assert seetrain.Api().run(run.id).status == "crashed"
     run.finish()
     assert seetrain.Api().run(run.id).status == "finished"
+
+
+def test_resume_continues_the_same_run(_isolated_store):
+    first = seetrain.init(project="p", experiment_name="long", config={"lr": 0.1}, tags=["a"])
+    first.log({"loss": 1.0})
+    first.log({"loss": 0.9})
+    first.summary.update({"best": 0.9})
+    first.finish()
+    again = seetrain.init(resume=first.id, config={"epochs": 2})
+    assert (again.id, again.name, again.project, again.step) == (first.id, "long", "p", 1)
+    assert seetrain.Api().run(first.id).status == "running"
+    again.log({"loss": 0.8})  # step 2: after the stored ones
+    again.finish("crashed", error="RuntimeError: later")
+    run = seetrain.Api().run(first.id)
+    assert run.scalars("loss") == [(0, 1.0), (1, 0.9), (2, 0.8)]
+    assert run.config == {"lr": 0.1, "epochs": 2} and run.tags == ["a"] and run.summary["best"] == 0.9
+    assert (run.status, run.error) == ("crashed", "RuntimeError: later")
+    assert len(seetrain.Api().runs()) == 1
+    with pytest.raises(ValueError, match="belongs to project 'p'"):
+        seetrain.init(project="other", resume=first.id)
+    from seetrain.api import RunNotFoundError
+
+    with pytest.raises(RunNotFoundError, match="no run 'missing'"):
+        seetrain.init(resume="missing")
+
+
+def test_attach_logs_into_a_run_another_process_owns(tmp_path, _isolated_store):
+    owner = seetrain.init(project="p", experiment_name="parent")
+    owner.log({"parent": 1.0}, step=5)
+    owner._dispatcher.barrier(5)
+    proc = run_python(f"""
+        import seetrain
+        run = seetrain.attach({owner.id!r})
+        assert run.step == 5 and run.attached
+        seetrain.log({{"worker": 2.0}})     # the active run: step 6
+        # the process ends without finishing: the owner's run must stay running
+    """, check=True)
+    run = seetrain.Api().run(owner.id)
+    assert run.status == "running" and run.scalars("worker") == [(6, 2.0)]
+    owner.log({"parent": 3.0}, step=7)
+    owner.finish()
+    run = seetrain.Api().run(owner.id)
+    assert run.status == "finished" and run.scalars("parent") == [(5, 1.0), (7, 3.0)] and run.last_step == 7

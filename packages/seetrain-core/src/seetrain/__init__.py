@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "init",
+    "attach",
     "log",
     "finish",
     "config",
@@ -30,6 +31,7 @@ __all__ = [
 # public name -> (module, attribute); resolved lazily by __getattr__ (PEP 562)
 _LAZY = {
     "init": ("seetrain.run", "init"),
+    "attach": ("seetrain.run", "attach"),
     "log": ("seetrain.run", "log"),
     "finish": ("seetrain.run", "finish"),
     "active_run": ("seetrain.run", "active_run"),
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
     from .api import Api
     from .configuration import Config
     from .media import Audio, Image, Text
-    from .run import Run, active_run, finish, init, log
+    from .run import Run, active_run, attach, finish, init, log
 
     config: Config
 

@@ -23,7 +23,7 @@ from .configuration import Config, to_config_dict
 from .dispatcher import CALL, CONFIG, FINISH, INIT, LOG, get_dispatcher
 from .media import Audio, Image, Media, Text
 
-__all__ = ["Run", "init", "log", "finish", "active_run", "STATUSES"]
+__all__ = ["Run", "init", "attach", "log", "finish", "active_run", "STATUSES"]
 
 log_ = logging.getLogger("seetrain")
 
@@ -80,6 +80,10 @@ class Run:
         self.mode = mode
         self.created_at = time.time()
         self.status = "running"
+        #: the run existed before this handle: ``init(resume=...)`` or :func:`attach`
+        self.resumed = False
+        #: logs into a run another process owns (:func:`attach`): never ends it
+        self.attached = False
         self._disabled = mode == "disabled"
         #: values delivered to the plugins, by kind (``scalar``, ``image`` …); dispatcher-owned
         self.counts: dict[str, int] = {}
@@ -199,9 +203,14 @@ class Run:
             self._done = True
             if self in _active:
                 _active.remove(self)
-        self.status = status
         if self._disabled:
+            self.status = status
             return
+        if self.attached:
+            # the owner ends the run; this handle only delivers what it logged
+            self._dispatcher.barrier(FINISH_TIMEOUT if timeout is None else timeout)
+            return
+        self.status = status
         if isinstance(error, BaseException):
             error = f"{type(error).__name__}: {error}"
         self._dispatcher.submit((FINISH, self, status, error))
@@ -316,6 +325,7 @@ def init(
     mode: str = "local",
     tags: Iterable[str] | None = None,
     group: str | None = None,
+    resume: str | None = None,
 ) -> Run:
     """Start a run and make it the active one.
 
@@ -330,6 +340,9 @@ def init(
     :param mode: ``"local"`` (the embedded store) or ``"disabled"`` (every call a no-op).
     :param tags: labels for filtering runs.
     :param group: a group name shared by related runs (a sweep, the trials of a tuner).
+    :param resume: the id (or unique id prefix, or name) of a run in ``dir`` to continue: the
+        same run, marked running again, its config kept (``config`` is merged in) and its
+        steps continuing after the last one stored.
 
     >>> import seetrain
     >>> run = seetrain.init(project="docs", config={"lr": 1e-3}, mode="disabled")
@@ -340,6 +353,7 @@ def init(
 
     if mode not in MODES:
         raise ValueError(f"seetrain.init: mode must be one of {', '.join(MODES)}, got {mode!r}")
+    project_given = project is not None
     if project is None:
         project = os.path.basename(os.getcwd()) or "default"
     if not isinstance(project, str) or not project.strip():
@@ -354,10 +368,22 @@ def init(
             raise StoreError(f"seetrain.init: the store directory {directory!r} is not writable; "
                              "pass dir=... or set SEETRAIN_DIR")
     adapters = _load_adapters(framework)
-    run = Run(project=project, name="", dir=directory, description=description,
-              tags=[str(t) for t in (tags or ())], group=group, mode=mode)
-    run.name = experiment_name or run.id
-    initial = dict(_pending_config)
+    if resume is not None:
+        run = _existing_run(resume, directory, mode)
+        if project != run.project and project_given:
+            raise ValueError(f"seetrain.init: run {run.id} belongs to project {run.project!r}, not {project!r}")
+        initial = run.config.as_dict()
+        run.config.clear_silently()
+        if description is not None:
+            run.description = description
+        if tags is not None:
+            run.tags = tuple(str(t) for t in tags)
+    else:
+        run = Run(project=project, name="", dir=directory, description=description,
+                  tags=[str(t) for t in (tags or ())], group=group, mode=mode)
+        run.name = experiment_name or run.id
+        initial = {}
+    initial.update(_pending_config)
     initial.update(to_config_dict(config))
     _pending_config.clear_silently()
     run.config.update_silently(initial)
@@ -372,6 +398,41 @@ def init(
             run._dispatcher.submit((CONFIG, run, run.config.as_dict(), run.config.as_dict()))
         # wait until the run is in the store, so readers (and the dashboard) see it at once
         run._dispatcher.barrier(INIT_TIMEOUT)
+    with _active_lock:
+        _active.append(run)
+    return run
+
+
+def _existing_run(ident: str, directory: str, mode: str) -> Run:
+    """A handle on a run already in the store at ``directory``."""
+    from .store.reader import StoreReader
+
+    row = StoreReader(directory).run(ident)  # RunNotFoundError names the run and the store
+    run = Run(project=row["project"], name=row["name"], dir=directory, description=row["description"],
+              tags=row["tags"], group=row["group_name"], mode=mode)
+    run.id = row["id"]
+    run.created_at = row["created_at"]
+    run._step = row["last_step"] if row["last_step"] is not None else -1
+    run.resumed = True
+    run.config.update_silently(row["config"])
+    run.summary.update_silently(row["summary"])
+    return run
+
+
+def attach(run_id: str, dir: str | os.PathLike | None = None) -> Run:
+    """A handle that logs into a run another process owns (a spawned worker logging into its
+    parent's run). It becomes the active run of this process, but never ends the run:
+    its ``finish()`` and the end of this process only deliver what it logged.
+
+    :raises seetrain.api.RunNotFoundError: there is no such run in the store.
+    """
+    from .store.schema import resolve_dir
+
+    run = _existing_run(run_id, resolve_dir(dir), "local")
+    run.attached = True
+    _install_lifecycle()
+    run._dispatcher.submit((INIT, run))
+    run._dispatcher.barrier(INIT_TIMEOUT)
     with _active_lock:
         _active.append(run)
     return run

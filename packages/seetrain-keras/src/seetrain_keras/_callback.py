@@ -119,10 +119,6 @@ class SeeTrainCallback(keras.callbacks.Callback):
         self._bound = True
         if FRAMEWORK not in run.frameworks:
             run.add_framework(FRAMEWORK)
-            if run.mode != "disabled":
-                # Run.add_framework updates the config only; the store's `frameworks` column
-                # (what Api and the dashboard read) was written at init: bring it up to date
-                run._store_call("set_fields", run.id, frameworks=run.frameworks)
 
     def _end_own_run(self, status: str, error: Any = None) -> None:
         if self._owns_run and self._run is not None and not self._run.finished:

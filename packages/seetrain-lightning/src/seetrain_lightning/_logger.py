@@ -184,10 +184,6 @@ class SeeTrainLogger(_LightningLogger):
         self._run = run
         if FRAMEWORK not in run.frameworks:
             run.add_framework(FRAMEWORK)
-            if not run.finished and run.mode != "disabled":
-                # Run.add_framework updates the config only; the store's `frameworks` column
-                # (what Api and the dashboard read) was written at init: bring it up to date
-                run._store_call("set_fields", run.id, frameworks=run.frameworks)
         self._ref = run_reference(run)
 
     # -- Lightning's Logger API ------------------------------------------------------------

@@ -25,7 +25,10 @@ class LocalStoreSink:
 
     @hookimpl(tryfirst=True)
     def on_init(self, run: Any) -> None:
-        self.writer(run.dir).create_run(run)
+        if getattr(run, "resumed", False):
+            self.writer(run.dir).resume_run(run)
+        else:
+            self.writer(run.dir).create_run(run)
 
     @hookimpl(tryfirst=True)
     def on_config(self, run: Any, config: Mapping[str, Any]) -> None:

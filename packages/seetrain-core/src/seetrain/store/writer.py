@@ -60,6 +60,17 @@ class StoreWriter:
         )
         self._buffers[run.id] = _RunBuffer()
 
+    def resume_run(self, run: Any) -> None:
+        """A run that exists already: running again under this process, unless the handle
+        is only attached to a run another process owns."""
+        if not getattr(run, "attached", False):
+            self.conn.execute(
+                "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL, heartbeat_at = ?,"
+                " pid = ?, host = ?, description = ?, tags = ? WHERE id = ?",
+                (time.time(), os.getpid(), self.host, run.description, json.dumps(list(run.tags)), run.id),
+            )
+        self._buffers.setdefault(run.id, _RunBuffer())
+
     def set_config(self, run_id: str, config: dict) -> None:
         # the frameworks column mirrors config["seetrain"]["frameworks"] (its one source)
         meta = config.get("seetrain")
@@ -201,7 +212,8 @@ class StoreWriter:
                         [(self._key_id(r, k, kind), kind, *rest) for r, k, kind, *rest in buf.media],
                     )
                 conn.execute(
-                    "UPDATE runs SET last_step = ?, heartbeat_at = ? WHERE id = ?",
+                    # MAX: a resumed or attached handle never moves the last step back
+                    "UPDATE runs SET last_step = MAX(COALESCE(last_step, -1), ?), heartbeat_at = ? WHERE id = ?",
                     (buf.last_step, now, run_id),
                 )
             if beat and self._buffers:
