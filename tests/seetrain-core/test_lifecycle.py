@@ -132,7 +132,7 @@ def test_attach_logs_into_a_run_another_process_owns(tmp_path, _isolated_store):
     owner = seetrain.init(project="p", experiment_name="parent")
     owner.log({"parent": 1.0}, step=5)
     owner._dispatcher.barrier(5)
-    proc = run_python(f"""
+    run_python(f"""
         import seetrain
         run = seetrain.attach({owner.id!r})
         assert run.step == 5 and run.attached

@@ -37,7 +37,7 @@ def test_adapter_metadata(package):
     values = {}
     for name, value in eps.items():
         values.setdefault(value, []).append(name)
-    for value, names in values.items():
+    for names in values.values():
         # one of the names of an adapter object carries its mode and framework requirement
         assert any(n in modes for n in names), f"{package}: no seetrain-mode keyword for {names}"
         assert any(n in extras for n in names), f"{package}: no framework extra for {names}"

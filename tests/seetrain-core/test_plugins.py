@@ -1,9 +1,7 @@
 """The plugin core: hookspecs as contracts, one manager, sinks isolated from each other."""
 
 import inspect
-import time
 
-import pytest
 
 import seetrain
 from seetrain import hookspecs, plugins

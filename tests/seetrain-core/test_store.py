@@ -1,6 +1,5 @@
 """The embedded store: exact metrics, several writer processes, downsampling that keeps spikes."""
 
-import math
 import os
 import subprocess
 import sys

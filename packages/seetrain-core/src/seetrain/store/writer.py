@@ -108,8 +108,8 @@ class StoreWriter:
         if buf is None:
             buf = self._buffers[run.id] = _RunBuffer()
         scalars = data
-        for key, value in data.items():
-            if type(value) is not float:
+        for value in data.values():
+            if type(value) is not float:  # a step with media: split it (rare, off the fast path)
                 scalars = {k: v for k, v in data.items() if type(v) is float}
                 for k, v in data.items():
                     if type(v) is not float:
