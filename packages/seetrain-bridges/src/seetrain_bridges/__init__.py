@@ -50,14 +50,14 @@ class BridgeAdapter(Adapter):
     The integration interface builds a tracker / backend object only on the first
     ``get_tracker()`` / ``get_backend()``, but a bridge has to be patched before the user's
     first ``wandb.init`` / ``SummaryWriter.add_scalar`` / ``mlflow.start_run``. The core
-    calls :meth:`register_plugin` whenever it attaches an adapter to a run
+    calls :meth:`attach` whenever it attaches an adapter to a run
     (``seetrain.init(framework=...)``, ``seetrain.integration.init(...)``), in the caller's
     thread, so that is where the bridge is enabled; it then records into the active run,
     which is that integration's run once ``init`` returns.
     """
 
-    def register_plugin(self) -> None:
-        super().register_plugin()
+    def attach(self, run: Any) -> None:
+        super().attach(run)
         from ._bridge import get_bridge
 
         get_bridge(self.name).enable()

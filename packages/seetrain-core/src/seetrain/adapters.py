@@ -248,8 +248,12 @@ class Adapter:
         factory = _resolve(self.factory) if isinstance(self.factory, str) else self.factory
         return factory(run=run, **options)
 
-    def register_plugin(self) -> None:
-        """Register the adapter's hook implementations (idempotent)."""
+    def attach(self, run: Any) -> None:
+        """Called in the caller's thread each time the adapter is attached to a run
+        (``seetrain.init(framework=...)``, ``seetrain.integration.init(...)``), before the
+        run's ``on_init``. Registers the adapter's hook implementations (idempotent);
+        a subclass may do more here, such as a bridge patching the tracker it mirrors.
+        """
         if self.plugin is None:
             return
         from . import plugins

@@ -214,7 +214,7 @@ def init(framework: str, project: str | None = None, experiment_name: str | None
             run = seetrain.init(project=project, experiment_name=experiment_name, description=description,
                                 config=config, framework=name, **run_options)
         else:
-            adapter.register_plugin()
+            adapter.attach(run)
             run.add_framework(name)
             if config:
                 run.config.update(config)

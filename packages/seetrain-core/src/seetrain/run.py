@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 from .configuration import Config, to_config_dict
 from .dispatcher import CALL, CONFIG, FINISH, INIT, LOG, get_dispatcher
-from .media import Audio, Image, Media, Text
+from .media import Media, Text
 
 __all__ = ["Run", "init", "attach", "log", "finish", "active_run", "STATUSES"]
 
@@ -391,8 +391,8 @@ def init(
         run.config.update_silently(_with_framework(run.config, adapter.name))
     if mode != "disabled":
         _install_lifecycle()
-        for adapter in adapters:
-            adapter.register_plugin()
+        for adapter in adapters:  # before on_init, so the adapter's own hooks see it
+            adapter.attach(run)
         run._dispatcher.submit((INIT, run))
         if len(run.config):
             run._dispatcher.submit((CONFIG, run, run.config.as_dict(), run.config.as_dict()))
@@ -522,6 +522,3 @@ def _finish_all_at_exit() -> None:
         except Exception as exc:  # pragma: no cover - never fail the interpreter's exit
             log_.warning("seetrain: could not finish run %s at exit: %s", run.id, exc)
 
-
-# silence linters about names only re-exported
-_ = (Image, Audio)
