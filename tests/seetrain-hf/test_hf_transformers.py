@@ -113,8 +113,7 @@ def test_trainer_train_evaluate_predict_match_log_history(tiny_gpt2, token_data,
 
 
 @pytest.mark.slow
-def test_callback_alone_starts_its_own_run_and_ends_it_with_training(tiny_gpt2, token_data, training_args,
-                                                                      caplog):
+def test_callback_alone_starts_its_own_run_and_ends_it_with_training(tiny_gpt2, token_data, training_args):
     from transformers import Trainer
 
     from seetrain_hf import SeeTrainCallback
@@ -128,17 +127,18 @@ def test_callback_alone_starts_its_own_run_and_ends_it_with_training(tiny_gpt2, 
     run = callback.run
     assert run.finished and run.status == "finished"
 
-    # after its own run ended, an evaluate() is not logged, and the user is told how to keep it
-    with caplog.at_level(logging.WARNING, logger="seetrain"):
-        trainer.evaluate(evaluation)
-    assert "finish_on_train_end=False" in caplog.text
+    # after its own run ended, an evaluate() reopens that same run (no second run)
+    metrics = trainer.evaluate(evaluation)
+    assert callback.run.id == run.id and not callback.run.finished
+    assert seetrain.Api().run(run.id).status == "running"
+    callback.finish()
 
-    api_run = seetrain.Api().run(run.id)
-    assert (api_run.project, api_run.name, api_run.tags, api_run.status) == ("own", "alone", ["tiny"], "finished")
+    [api_run] = seetrain.Api().runs("own")
+    assert (api_run.id, api_run.name, api_run.tags, api_run.status) == (run.id, "alone", ["tiny"], "finished")
     assert api_run.frameworks == ["transformers"]
     assert read_back(api_run, ["train/loss"]) == {"train/loss": expected_series(
         trainer.state.log_history)["train/loss"]}
-    assert not any(k.startswith("eval/") for k in api_run.keys())
+    assert api_run.scalars("eval/loss") == [(trainer.state.global_step, metrics["eval_loss"])]
 
 
 @pytest.mark.slow
@@ -160,9 +160,7 @@ def test_callback_joins_the_active_run_and_leaves_it_open(tiny_gpt2, token_data,
 
     api_run = seetrain.Api().run(run.id)
     assert api_run.project == "joined" and api_run.config["note"] == "mine"
-    # read from the config: the core's ApiRun.frameworks column is written only when a run is
-    # created, so a framework added to a running run shows there alone (reported to the core)
-    assert api_run.config["seetrain"]["frameworks"] == ["transformers"]
+    assert api_run.config["seetrain"]["frameworks"] == ["transformers"] == api_run.frameworks
     assert api_run.scalars("eval/accuracy") == [(2, metrics["eval_accuracy"])]
     assert seetrain.Api().projects() == ["joined"]
 

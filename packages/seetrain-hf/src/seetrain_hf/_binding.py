@@ -60,6 +60,15 @@ class RunBinding:
         self._run.add_framework(self.framework)
         return self._run
 
+    def reopen(self) -> Run:
+        """The binding's own run again after it ended (``seetrain.init(resume=...)``): the
+        same run, running again, ended by :meth:`end` or at interpreter exit."""
+        run = self._run
+        if run is None or not run.finished or not self._owned:
+            return self.resolve()
+        self._run = seetrain.init(resume=run.id, dir=run.dir) if run.mode != "disabled" else run
+        return self._run
+
     def end(self, status: str = "finished", error: BaseException | str | None = None) -> None:
         """End the run if it is still going (whoever started it)."""
         if self._run is not None and not self._run.finished:

@@ -134,7 +134,6 @@ class SeeTrainCallback(TrainerCallback):
         self.log_model_config = log_model_config
         self.finish_on_train_end = finish_on_train_end
         self._skipped_keys: set[str] = set()
-        self._warned_finished = False
 
     # -- the run ------------------------------------------------------------------------
     @property
@@ -147,19 +146,15 @@ class SeeTrainCallback(TrainerCallback):
         self._binding.end(status)
 
     def _current_run(self) -> Run | None:
-        """The run for a record outside ``on_train_begin``: the one in use, or (for an
-        ``evaluate()`` / ``predict()`` without training) a freshly resolved one; ``None`` when
-        the callback's own run already ended with training."""
+        """The run for a record outside ``on_train_begin``: the one in use; for an
+        ``evaluate()`` / ``predict()`` without training a freshly resolved one; and after the
+        callback's own run ended with ``train()``, that same run reopened (as the Keras and
+        Lightning adapters do), so those metrics land with the training they belong to."""
         run = self._binding.run
         if run is None:
             return self._binding.resolve()
         if run.finished and self._binding.owned:
-            if not self._warned_finished:
-                self._warned_finished = True
-                log.warning("seetrain: the run %s ended with training, so metrics logged after train() are not "
-                            "recorded; pass SeeTrainCallback(finish_on_train_end=False) and call "
-                            "callback.finish(), or start the run with seetrain.init() first", run.id)
-            return None
+            return self._binding.reopen()
         return run
 
     # -- Trainer events -----------------------------------------------------------------
@@ -169,7 +164,6 @@ class SeeTrainCallback(TrainerCallback):
         # a run that cannot be started (a bad dir= or mode=) is the user's to fix: it raises here,
         # before any compute is spent
         run = self._binding.resolve()
-        self._warned_finished = False
         try:
             run.config.update(self._run_config(args, model))
         except Exception as exc:
