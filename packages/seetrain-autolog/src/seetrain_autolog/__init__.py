@@ -18,7 +18,7 @@ imports none of the SDKs: they are imported by :meth:`Autolog.enable`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import seetrain.adapters
 
@@ -47,27 +47,15 @@ anthropic_adapter = seetrain.adapters.Adapter(
     description="Anthropic SDK autolog: messages.create and messages.stream, sync and async",
 )
 
-_LAZY = {
-    "Autolog": ("seetrain_autolog._handle", "Autolog"),
-    "autolog": ("seetrain_autolog._handle", "autolog"),
-    "PROVIDERS": ("seetrain_autolog._providers", "PROVIDERS"),
-}
 
 if TYPE_CHECKING:
     from ._handle import Autolog, autolog
     from ._providers import PROVIDERS
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'seetrain_autolog' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(target[0]), target[1])
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# the public classes live in submodules that import the framework: loaded on first use
+__getattr__, __dir__ = seetrain.adapters.lazy_exports(__name__, {
+    "Autolog": "seetrain_autolog._handle:Autolog",
+    "autolog": "seetrain_autolog._handle:autolog",
+    "PROVIDERS": "seetrain_autolog._providers:PROVIDERS",
+})

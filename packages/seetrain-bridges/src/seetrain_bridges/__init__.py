@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import seetrain.adapters
 from seetrain.adapters import Adapter
 
 __all__ = [
@@ -139,23 +140,11 @@ def disable_all() -> None:
         bridge.disable()
 
 
-_LAZY = {
-    "WandbBridge": ("seetrain_bridges._wandb", "WandbBridge"),
-    "TensorBoardBridge": ("seetrain_bridges._tensorboard", "TensorBoardBridge"),
-    "MlflowBridge": ("seetrain_bridges._mlflow", "MlflowBridge"),
-}
 
 
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'seetrain_bridges' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(target[0]), target[1])
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# the public classes live in submodules that import the framework: loaded on first use
+__getattr__, __dir__ = seetrain.adapters.lazy_exports(__name__, {
+    "WandbBridge": "seetrain_bridges._wandb:WandbBridge",
+    "TensorBoardBridge": "seetrain_bridges._tensorboard:TensorBoardBridge",
+    "MlflowBridge": "seetrain_bridges._mlflow:MlflowBridge",
+})

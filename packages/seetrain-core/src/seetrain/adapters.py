@@ -30,6 +30,7 @@ __all__ = [
     "discover_adapters",
     "find_adapter",
     "load_adapter",
+    "lazy_exports",
     "normalise_name",
 ]
 
@@ -198,11 +199,7 @@ def load_adapter(name: str) -> Adapter:
     if key in _loaded:
         return _loaded[key]
     info = find_adapter(key)
-    problem = info.framework_problem()
-    if problem is not None:
-        raise FrameworkMissingError(
-            f"the SeeTrain adapter {key!r} ({info.distribution} {info.version}) {problem}"
-        )
+    check_framework(key)
     adapter = _resolve(info.value)
     if not isinstance(adapter, Adapter):
         raise TypeError(f"the entry point {key} = {info.value!r} of {info.distribution} does not name a "
@@ -217,6 +214,52 @@ def _resolve(path: str) -> Any:
     for part in attr.split(".") if attr else ():
         obj = getattr(obj, part)
     return obj
+
+
+def check_framework(name: str) -> None:
+    """Raise :class:`FrameworkMissingError` when the framework of adapter ``name`` is missing
+    or too old (read from metadata; nothing is imported). An adapter without installed
+    metadata (a source tree on ``sys.path``) is not checked: its import will speak."""
+    try:
+        info = find_adapter(name)
+    except AdapterNotInstalledError:
+        return
+    problem = info.framework_problem()
+    if problem is not None:
+        raise FrameworkMissingError(f"the SeeTrain adapter {info.name!r} ({info.distribution} {info.version}) {problem}")
+
+
+def lazy_exports(module_name: str, exports: dict[str, str], *,
+                 requires: str | dict[str, str] | None = None) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """The module ``__getattr__`` and ``__dir__`` (PEP 562) of an adapter package whose public
+    names live in submodules that import the framework.
+
+    >>> __getattr__, __dir__ = lazy_exports(__name__, {"SeeTrainCallback": "seetrain_keras._callback:SeeTrainCallback"},
+    ...                                     requires="keras")    # doctest: +SKIP
+
+    :param exports: public name -> ``"module:attribute"``, imported on first access and then
+        cached in the module.
+    :param requires: the adapter name (or, per public name, a mapping of them) whose framework
+        requirement is checked before the import, so a missing or too old framework gives the
+        :class:`FrameworkMissingError` with the requirement and the ``pip install`` line.
+    """
+    import sys
+
+    def __getattr__(name: str) -> Any:
+        target = exports.get(name)
+        if target is None:
+            raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
+        adapter = requires.get(name) if isinstance(requires, dict) else requires
+        if adapter is not None:
+            check_framework(adapter)
+        value = _resolve(target)
+        setattr(sys.modules[module_name], name, value)  # later lookups are plain attribute reads
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(vars(sys.modules[module_name])) | set(exports))
+
+    return __getattr__, __dir__
 
 
 @dataclass

@@ -18,7 +18,7 @@ distribution's metadata, the one place it is written) was found satisfied.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import seetrain.adapters
 
@@ -46,45 +46,18 @@ accelerate_adapter = seetrain.adapters.Adapter(
                 "end_training -> run end",
 )
 
-# public name -> (adapter name whose framework it needs, submodule, attribute)
-_LAZY = {
-    "SeeTrainCallback": ("transformers", "seetrain_hf._transformers", "SeeTrainCallback"),
-    "SeeTrainTracker": ("accelerate", "seetrain_hf._accelerate", "SeeTrainTracker"),
-    "register_accelerate_tracker": ("accelerate", "seetrain_hf._accelerate", "register_accelerate_tracker"),
-}
-
 if TYPE_CHECKING:
     from ._accelerate import SeeTrainTracker, register_accelerate_tracker
     from ._transformers import SeeTrainCallback
 
 
-def _check_framework(adapter_name: str) -> None:
-    """Raise :class:`seetrain.adapters.FrameworkMissingError` naming the requirement when the
-    framework of ``adapter_name`` is missing or too old (read from metadata, nothing imported)."""
-    try:
-        info = seetrain.adapters.find_adapter(adapter_name)
-    except seetrain.adapters.AdapterNotInstalledError:
-        # running from a source tree without installed metadata: let the import speak
-        return
-    problem = info.framework_problem()
-    if problem is not None:
-        raise seetrain.adapters.FrameworkMissingError(
-            f"seetrain_hf: the {adapter_name!r} adapter ({info.distribution} {info.version}) {problem}"
-        )
-
-
-def __getattr__(name: str) -> Any:
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'seetrain_hf' has no attribute {name!r}")
-    adapter_name, module_name, attr = target
-    _check_framework(adapter_name)
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), attr)
-    globals()[name] = value  # later lookups are plain attribute reads
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# the public classes live in submodules that import the framework: loaded on first use
+__getattr__, __dir__ = seetrain.adapters.lazy_exports(__name__, {
+    "SeeTrainCallback": "seetrain_hf._transformers:SeeTrainCallback",
+    "SeeTrainTracker": "seetrain_hf._accelerate:SeeTrainTracker",
+    "register_accelerate_tracker": "seetrain_hf._accelerate:register_accelerate_tracker",
+}, requires={
+    "SeeTrainCallback": "transformers",
+    "SeeTrainTracker": "accelerate",
+    "register_accelerate_tracker": "accelerate",
+})

@@ -10,7 +10,7 @@ use of the name.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import seetrain.adapters
 
@@ -28,14 +28,7 @@ if TYPE_CHECKING:
     from ._callback import SeeTrainCallback
 
 
-def __getattr__(name: str) -> Any:
-    if name == "SeeTrainCallback":
-        from ._callback import SeeTrainCallback
-
-        globals()[name] = SeeTrainCallback
-        return SeeTrainCallback
-    raise AttributeError(f"module 'seetrain_keras' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# the public classes live in submodules that import the framework: loaded on first use
+__getattr__, __dir__ = seetrain.adapters.lazy_exports(__name__, {
+    "SeeTrainCallback": "seetrain_keras._callback:SeeTrainCallback",
+}, requires="keras")

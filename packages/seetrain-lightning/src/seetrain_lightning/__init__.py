@@ -9,7 +9,7 @@ This module imports no part of Lightning: :class:`SeeTrainLogger` subclasses Lig
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import seetrain.adapters
 
@@ -27,14 +27,7 @@ if TYPE_CHECKING:
     from ._logger import SeeTrainLogger
 
 
-def __getattr__(name: str) -> Any:
-    if name == "SeeTrainLogger":
-        from ._logger import SeeTrainLogger
-
-        globals()[name] = SeeTrainLogger
-        return SeeTrainLogger
-    raise AttributeError(f"module 'seetrain_lightning' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# the public classes live in submodules that import the framework: loaded on first use
+__getattr__, __dir__ = seetrain.adapters.lazy_exports(__name__, {
+    "SeeTrainLogger": "seetrain_lightning._logger:SeeTrainLogger",
+})

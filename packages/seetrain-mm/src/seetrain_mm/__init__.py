@@ -27,7 +27,7 @@ A script that imports ``seetrain_mm`` *before* MMEngine and then names
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import seetrain.adapters
 
@@ -55,17 +55,10 @@ if TYPE_CHECKING:
     from .visbackend import SeeTrainVisBackend
 
 
-def __getattr__(name: str) -> Any:
-    if name == "SeeTrainVisBackend":
-        from .visbackend import SeeTrainVisBackend
-
-        globals()[name] = SeeTrainVisBackend
-        return SeeTrainVisBackend
-    raise AttributeError(f"module 'seetrain_mm' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# the public classes live in submodules that import the framework: loaded on first use
+__getattr__, __dir__ = seetrain.adapters.lazy_exports(__name__, {
+    "SeeTrainVisBackend": "seetrain_mm.visbackend:SeeTrainVisBackend",
+}, requires="mmengine")
 
 
 # MMEngine already imported means it is MMEngine (custom_imports) or a script using it that

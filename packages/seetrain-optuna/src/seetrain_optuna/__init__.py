@@ -9,7 +9,7 @@ Importing this package does not import Optuna: :class:`SeeTrainCallback` lives i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import seetrain.adapters
 
@@ -27,13 +27,7 @@ if TYPE_CHECKING:
     from ._callback import SeeTrainCallback
 
 
-def __getattr__(name: str) -> Any:
-    if name == "SeeTrainCallback":
-        from ._callback import SeeTrainCallback
-
-        return SeeTrainCallback
-    raise AttributeError(f"module 'seetrain_optuna' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# the public classes live in submodules that import the framework: loaded on first use
+__getattr__, __dir__ = seetrain.adapters.lazy_exports(__name__, {
+    "SeeTrainCallback": "seetrain_optuna._callback:SeeTrainCallback",
+}, requires="optuna")

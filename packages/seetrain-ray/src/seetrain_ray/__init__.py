@@ -10,7 +10,7 @@ use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import seetrain.adapters
 
@@ -28,13 +28,7 @@ if TYPE_CHECKING:
     from ._callback import SeeTrainLoggerCallback
 
 
-def __getattr__(name: str) -> Any:
-    if name == "SeeTrainLoggerCallback":
-        from ._callback import SeeTrainLoggerCallback
-
-        return SeeTrainLoggerCallback
-    raise AttributeError(f"module 'seetrain_ray' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# the public classes live in submodules that import the framework: loaded on first use
+__getattr__, __dir__ = seetrain.adapters.lazy_exports(__name__, {
+    "SeeTrainLoggerCallback": "seetrain_ray._callback:SeeTrainLoggerCallback",
+}, requires="ray")

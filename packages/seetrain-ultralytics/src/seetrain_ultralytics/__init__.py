@@ -10,7 +10,7 @@ Importing this package does not import Ultralytics (nor torch): the callbacks li
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import seetrain.adapters
 
@@ -27,16 +27,10 @@ adapter = seetrain.adapters.Adapter(
 if TYPE_CHECKING:
     from ._callback import SeeTrainCallbacks, add_seetrain_callback
 
-_LAZY = {"SeeTrainCallbacks", "add_seetrain_callback"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from . import _callback
-
-        return getattr(_callback, name)
-    raise AttributeError(f"module 'seetrain_ultralytics' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+# the public classes live in submodules that import the framework: loaded on first use
+__getattr__, __dir__ = seetrain.adapters.lazy_exports(__name__, {
+    "SeeTrainCallbacks": "seetrain_ultralytics._callback:SeeTrainCallbacks",
+    "add_seetrain_callback": "seetrain_ultralytics._callback:add_seetrain_callback",
+}, requires="ultralytics")

@@ -6,8 +6,6 @@ framework's base lives in ``_callback`` and is exported lazily.
 
 from __future__ import annotations
 
-from typing import Any
-
 import seetrain.adapters
 
 adapter = seetrain.adapters.Adapter(
@@ -20,9 +18,8 @@ adapter = seetrain.adapters.Adapter(
 __all__ = ["adapter", "SeeTrainCallback"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "SeeTrainCallback":
-        from ._callback import SeeTrainCallback
-
-        return SeeTrainCallback
-    raise AttributeError(f"module 'seetrain_yourframework' has no attribute {name!r}")
+# the public class lives in a submodule that imports the framework: loaded on first use, after
+# checking the framework requirement of the adapter (a clear error with the pip install line)
+__getattr__, __dir__ = seetrain.adapters.lazy_exports(__name__, {
+    "SeeTrainCallback": "seetrain_yourframework._callback:SeeTrainCallback",
+}, requires="yourframework")
