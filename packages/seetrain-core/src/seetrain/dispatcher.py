@@ -48,9 +48,6 @@ class Dispatcher:
         self._tracing = bool(os.environ.get("SEETRAIN_TRACE_HOOKS"))
         #: hook implementations and flush methods wrapped by errors.with_graceful_degradation
         self._guarded: dict[Any, Any] = {}
-        #: values that could not be stored (media that failed to encode), all runs together
-        self.dropped = 0
-        self.delivered_events = 0
 
     # -- caller side (any thread) -------------------------------------------------------
     def submit(self, event: tuple) -> None:
@@ -133,15 +130,12 @@ class Dispatcher:
         if kind == LOG:
             _, run, step, data, ts = event
             counts = run.counts
-            scalars = 0
             for value in data.values():
-                if type(value) is float:
-                    scalars += 1
-                else:  # media: encode here, off the caller's thread
+                if type(value) is not float:  # media: encode here, off the caller's thread
                     self._encode_and_count(run, data, counts)
                     break
-            if scalars:
-                counts["scalar"] = counts.get("scalar", 0) + scalars
+            else:
+                counts["scalar"] = counts.get("scalar", 0) + len(data)
             self._call("on_log", run=run, step=step, data=data, timestamp=ts)
         elif kind == CONFIG:
             _, run, config, changed = event
@@ -161,19 +155,14 @@ class Dispatcher:
                 event[2]()
             except Exception as exc:
                 errors.record_failure("core", "dispatcher.call", exc)
-        self.delivered_events += 1
 
     def _encode_and_count(self, run: Any, data: dict, counts: dict) -> None:
-        """Encode the media of a step (dropping, and counting, a value that fails) and count
-        the step's values by kind; scalars are counted by the caller's loop up to the first
-        media value, so this counts only from there on."""
-        seen_media = False
+        """Encode the media of a step, dropping (and counting) a value that fails, and count
+        the step's values by kind."""
         for key, value in list(data.items()):
             if type(value) is float:
-                if seen_media:
-                    counts["scalar"] = counts.get("scalar", 0) + 1
+                counts["scalar"] = counts.get("scalar", 0) + 1
                 continue
-            seen_media = True
             items = value if isinstance(value, list) else (value,)
             try:
                 for item in items:
@@ -185,7 +174,6 @@ class Dispatcher:
                 log.warning("seetrain: could not encode %s %r of run %s: %s",
                             items[0].kind, key, getattr(run, "id", "?"), exc)
                 del data[key]
-                self.dropped += 1
                 run.dropped += 1
                 continue
             kind = items[0].kind if items else "media"

@@ -178,9 +178,10 @@ def with_retry(
             before_sleep=before_sleep,
         )
 
+        if sleep is not None:
+            options["sleep"] = sleep
+
         if _inspect.iscoroutinefunction(func):
-            if sleep is not None:
-                options["sleep"] = sleep
 
             @_functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -192,9 +193,6 @@ def with_retry(
                     raise
 
             return async_wrapper  # type: ignore[return-value]
-
-        if sleep is not None:
-            options["sleep"] = sleep
 
         @_functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -381,7 +379,8 @@ def with_graceful_degradation(
         if _inspect.iscoroutinefunction(func):
             @_functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                record_event(integration, operation, "calls")
+                if count_calls:
+                    record_event(integration, operation, "calls")
                 try:
                     return await func(*args, **kwargs)
                 except exceptions as exc:
@@ -392,19 +391,10 @@ def with_graceful_degradation(
 
             return async_wrapper  # type: ignore[return-value]
 
-        if not count_calls:
-            @_functools.wraps(func)
-            def uncounted(*args: Any, **kwargs: Any) -> Any:
-                try:
-                    return func(*args, **kwargs)
-                except exceptions as exc:
-                    return degrade(exc, args, kwargs)
-
-            return uncounted  # type: ignore[return-value]
-
         @_functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            record_event(integration, operation, "calls")
+            if count_calls:
+                record_event(integration, operation, "calls")
             try:
                 return func(*args, **kwargs)
             except exceptions as exc:

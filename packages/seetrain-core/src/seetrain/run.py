@@ -407,7 +407,11 @@ def _existing_run(ident: str, directory: str, mode: str) -> Run:
     """A handle on a run already in the store at ``directory``."""
     from .store.reader import StoreReader
 
-    row = StoreReader(directory).run(ident)  # RunNotFoundError names the run and the store
+    reader = StoreReader(directory)
+    try:
+        row = reader.run(ident)  # RunNotFoundError names the run and the store
+    finally:
+        reader.close()
     run = Run(project=row["project"], name=row["name"], dir=directory, description=row["description"],
               tags=row["tags"], group=row["group_name"], mode=mode)
     run.id = row["id"]
