@@ -44,21 +44,32 @@ def test_recording_sink_receives_the_four_hooks_in_order(recording_sink, _isolat
     assert all(kw["run"] is run for _, kw in recording_sink.calls)
 
 
-def test_hooks_run_on_the_dispatcher_thread(seetrain_plugin_manager, _isolated_store):
+def test_each_plugin_has_one_thread_of_its_own(seetrain_plugin_manager, _isolated_store):
+    """A third-party plugin's four hooks run on one thread of its own (its lane), never on
+    the caller's thread nor on the dispatcher thread that writes the store."""
     import threading
 
     seen = []
 
     class ThreadSpy:
         @hookimpl
-        def on_log(self):
-            seen.append(threading.current_thread().name)
+        def on_init(self):
+            seen.append(("init", threading.current_thread().name))
 
-    seetrain_plugin_manager.register(ThreadSpy())
+        @hookimpl
+        def on_log(self):
+            seen.append(("log", threading.current_thread().name))
+
+        @hookimpl
+        def on_finish(self):
+            seen.append(("finish", threading.current_thread().name))
+
+    seetrain_plugin_manager.register(ThreadSpy(), name="spy")
     run = seetrain.init(project="p")
     run.log({"a": 1})
     run.finish()
-    assert seen == ["seetrain-dispatcher"]
+    assert seen == [("init", "seetrain-plugin-spy"), ("log", "seetrain-plugin-spy"),
+                    ("finish", "seetrain-plugin-spy")]
 
 
 def test_failing_sink_is_counted_and_never_raises(recording_sink, seetrain_plugin_manager, _isolated_store):

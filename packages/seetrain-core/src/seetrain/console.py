@@ -11,6 +11,9 @@ from .hookspecs import hookimpl
 class ConsoleSummary:
     """Prints what a run logged and where it is stored, when the run ends."""
 
+    #: O(1) per event and never blocking: called on the dispatcher thread, after the store
+    seetrain_inline = True
+
     def __init__(self) -> None:
         self._seen: dict[str, tuple[set, int]] = {}
 

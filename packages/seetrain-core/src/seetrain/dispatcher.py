@@ -1,18 +1,32 @@
-"""The dispatcher: one background thread per process that delivers events to the plugins.
+"""The dispatcher: one background thread per process that writes the store and hands every
+event on to the plugins.
 
 The caller's thread only appends a tuple to a deque (atomic in CPython, no lock taken on
-the hot path). The dispatcher thread wakes at least every ``FLUSH_INTERVAL`` seconds, or at
-once when the queue passes its high-water mark, encodes media, calls each hook
-implementation in turn (so a failing plugin never stops the others) and then asks buffering
-sinks to ``flush()``.
+the hot path). The dispatcher thread:
+
+1. takes events in order, waits for the media of a step to be encoded (encoding started in
+   a pool when ``log`` was called), and gives each event to the **inline** plugins first:
+   the local store (the write-ahead log) and the other built-ins that mark themselves
+   ``seetrain_inline`` (O(1), never blocking);
+2. hands the event to every other plugin's **lane**: a bounded queue and a thread of its own
+   per plugin. A slow or hung plugin delays only itself; once its lane is full its ``on_log``
+   events are dropped for it alone, counted in
+   :func:`seetrain.errors.get_integration_error_stats` with one warning naming it;
+3. flushes the store **on time**: at least every ``FLUSH_INTERVAL`` seconds whatever the
+   producer does (not only when the queue is empty), so the store is never more than about
+   a second behind and a SIGKILL loses at most the last second;
+4. yields the GIL after every few dozen events, so the training loop's ``log`` never waits
+   long for the interpreter.
 
 The queue is bounded: when it holds ``MAX_QUEUE`` events the caller waits for the
-dispatcher to catch up (back-pressure) rather than dropping data.
+dispatcher (back-pressure) rather than dropping data. The dispatcher never waits for a
+plugin, so that wait is bounded by the store's speed alone.
 """
 
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import sys
 import threading
@@ -26,18 +40,139 @@ __all__ = ["Dispatcher", "get_dispatcher"]
 
 log = logging.getLogger("seetrain")
 
-INIT, CONFIG, LOG, FINISH, BARRIER, CALL = range(6)
+INIT, CONFIG, LOG, FINISH, BARRIER, CALL, STOP = range(7)
 
-#: seconds between two flushes of buffering sinks when events keep arriving slowly
+#: seconds between two flushes of the store, whatever the load
 FLUSH_INTERVAL = 0.25
 #: queue length at which the caller wakes the dispatcher early
-HIGH_WATER = 2_000
+HIGH_WATER = 1_000
 #: queue length at which the caller waits for the dispatcher (back-pressure)
-MAX_QUEUE = int(os.environ.get("SEETRAIN_MAX_QUEUE", "50000"))
+MAX_QUEUE = int(os.environ.get("SEETRAIN_MAX_QUEUE", "10000"))
+#: events waiting for one plugin past which its on_log events are dropped for it
+PLUGIN_QUEUE = int(os.environ.get("SEETRAIN_PLUGIN_QUEUE", "10000"))
+#: seconds a plugin may spend in one call before it counts as hung (a barrier stops waiting)
+PLUGIN_STUCK_AFTER = float(os.environ.get("SEETRAIN_PLUGIN_TIMEOUT", "10"))
+#: events between two yields of the GIL on the dispatcher thread
+SLICE = 32
+
+#: the hook of each event kind, and where each hook argument sits in the event tuple
+_HOOKS = {
+    INIT: ("on_init", {"run": 1}),
+    CONFIG: ("on_config", {"run": 1, "config": 2, "changed": 3}),
+    LOG: ("on_log", {"run": 1, "step": 2, "data": 3, "timestamp": 4}),
+    FINISH: ("on_finish", {"run": 1, "status": 2, "error": 3}),
+}
+_KIND_OF_HOOK = {name: kind for kind, (name, _) in _HOOKS.items()}
+
+
+def _getter(kind: int, argnames: tuple) -> Any:
+    """A function: event tuple -> the positional arguments an implementation asks for."""
+    positions = _HOOKS[kind][1]
+    idx = [positions[name] for name in argnames]
+    if not idx:
+        return lambda event: ()
+    if len(idx) == 1:
+        i = idx[0]
+        return lambda event: (event[i],)
+    return operator.itemgetter(*idx)
+
+
+class _Barrier:
+    """Passed when the store has written every event before it, and each lane has delivered
+    them."""
+
+    __slots__ = ("store", "lanes")
+
+    def __init__(self) -> None:
+        self.store = threading.Event()
+        self.lanes: list[tuple[_Lane, threading.Event]] = []
+
+
+class _Lane:
+    """One plugin's own queue and thread: the plugin sees its events in order, on one
+    thread, and nothing else waits for it."""
+
+    def __init__(self, name: str, plugin: Any) -> None:
+        self.name = name
+        self.plugin = plugin
+        self.queue: deque = deque()
+        self.wake = threading.Event()
+        #: hook kind -> [(function, getter)] in pluggy's order
+        self.calls: dict[int, list] = {}
+        flush = getattr(plugin, "flush", None)
+        self.flush = flush if callable(flush) else None
+        self.busy_since: float | None = None
+        self.dropped = 0
+        self.warned = False
+        self.stopped = False
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._loop, name=f"seetrain-plugin-{self.name}", daemon=True)
+        self.thread.start()
+
+    def stuck(self) -> bool:
+        since = self.busy_since
+        return self.dropped > 0 or (since is not None and time.monotonic() - since > PLUGIN_STUCK_AFTER)
+
+    def put_log(self, event: tuple) -> None:
+        if len(self.queue) >= PLUGIN_QUEUE:
+            self._drop()
+            return
+        self.queue.append(event)
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        errors.record_event(self.name, "on_log", "dropped")
+        if not self.warned:
+            self.warned = True
+            since = self.busy_since
+            busy = f"its current call has been running for {time.monotonic() - since:.0f} s, " if since else ""
+            log.warning(
+                "seetrain: plugin %r is not keeping up (%s%d events wait for it); its on_log events are "
+                "dropped for it alone from now on, counted in seetrain.errors.get_integration_error_stats(). "
+                "The store and the training are not affected.", self.name, busy, len(self.queue))
+
+    def _loop(self) -> None:
+        queue = self.queue
+        while not self.stopped:
+            self.wake.wait(FLUSH_INTERVAL)
+            self.wake.clear()
+            while queue:
+                try:
+                    event = queue.popleft()
+                except IndexError:
+                    break
+                self._deliver(event)
+            if self.flush is not None:
+                self._guarded(self.flush, (), "flush")
+
+    def _deliver(self, event: tuple) -> None:
+        kind = event[0]
+        if kind == BARRIER:
+            event[1].set()
+            return
+        if kind == STOP:
+            self.stopped = True
+            return
+        calls = self.calls.get(kind)
+        if calls:
+            hook = _HOOKS[kind][0]
+            for function, getter in calls:
+                self._guarded(function, getter(event), hook)
+
+    def _guarded(self, function: Any, args: tuple, operation: str) -> None:
+        self.busy_since = time.monotonic()
+        try:
+            function(*args)
+        except Exception as exc:
+            errors.record_failure(self.name, operation, exc)
+        finally:
+            self.busy_since = None
 
 
 class Dispatcher:
-    """Delivers run events to the plugin manager's hook implementations, in order."""
+    """Writes run events to the store and delivers them to the plugins, in order."""
 
     def __init__(self) -> None:
         self._queue: deque = deque()
@@ -46,8 +181,17 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._pm = None
         self._tracing = bool(os.environ.get("SEETRAIN_TRACE_HOOKS"))
-        #: hook implementations and flush methods wrapped by errors.with_graceful_degradation
-        self._guarded: dict[Any, Any] = {}
+        self._signature: Any = None
+        #: hook kind -> [(function, getter, plugin name)] of the inline plugins, in order
+        self._inline: dict[int, list] = {}
+        self._flushers: list[tuple[str, Any]] = []
+        self._store: Any = None
+        self._lanes: dict[int, _Lane] = {}  # id(plugin) -> lane
+        #: lanes that take each kind of event
+        self._routes: dict[int, list[_Lane]] = {}
+        self._last_flush = 0.0
+        self._store_ok = True
+        self._waiting: list[_Barrier] = []
 
     # -- caller side (any thread) -------------------------------------------------------
     def submit(self, event: tuple) -> None:
@@ -67,19 +211,39 @@ class Dispatcher:
             return
         while len(self._queue) >= MAX_QUEUE and thread.is_alive():
             self._wake.set()
-            time.sleep(0.0005)
+            time.sleep(0.0002)
 
     def barrier(self, timeout: float | None) -> bool:
-        """Wait until every event queued before this call has been delivered.
+        """Wait until every event queued before this call is in the store and delivered to
+        every plugin. Returns False if ``timeout`` seconds passed first. A plugin that is
+        hung (or whose events are being dropped) is not waited for."""
+        store_done, late = self.barrier_detail(timeout)
+        return store_done and not late
 
-        Returns False if ``timeout`` seconds passed first (a plugin hangs)."""
-        if self._thread is not None and threading.current_thread() is self._thread:
-            self._drain()  # called from a hook: deliver in place instead of deadlocking
-            return True
-        done = threading.Event()
-        self.submit((BARRIER, None, done))
+    def barrier_detail(self, timeout: float | None) -> tuple[bool, list[str]]:
+        """``(store written, names of the plugins that did not catch up in time)``."""
+        current = threading.current_thread()
+        if self._thread is not None and current is self._thread:
+            self._drain()  # called from an inline hook: deliver in place instead of deadlocking
+            return True, []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        barrier = _Barrier()
+        self.submit((BARRIER, None, barrier))
         self._wake.set()
-        return done.wait(timeout)
+        if not barrier.store.wait(timeout):
+            return False, []
+        late = []
+        for lane, done in barrier.lanes:
+            if lane.thread is current:
+                continue  # called from this plugin's own hook
+            while not done.is_set() and not lane.stuck():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    break
+                done.wait(0.05 if remaining is None else min(0.05, remaining))
+            if not done.is_set():
+                late.append(lane.name)
+        return True, late
 
     def queue_depth(self) -> int:
         return len(self._queue)
@@ -105,13 +269,54 @@ class Dispatcher:
     def _drain(self) -> None:
         queue = self._queue
         popleft = queue.popleft
+        process = self._process
+        monotonic = time.monotonic
+        sleep = time.sleep
+        n = 0
+        if self._signature is None:
+            self._refresh()
         while queue:
             try:
                 event = popleft()
             except IndexError:
                 break
-            self._deliver(event)
-        self._flush_sinks()
+            try:
+                process(event)
+            except Exception as exc:  # pragma: no cover - defensive: never lose the loop
+                errors.record_failure("core", "dispatcher", exc)
+            n += 1
+            if n >= SLICE:
+                n = 0
+                self._wake_lanes()
+                sleep(0)  # let the training thread have the GIL
+                if monotonic() - self._last_flush >= FLUSH_INTERVAL:
+                    self._flush()
+        self._wake_lanes()
+        self._flush()
+
+    def _flush(self) -> None:
+        self._last_flush = time.monotonic()
+        ok = True
+        for name, flush in self._flushers:
+            try:
+                result = flush()
+            except Exception as exc:
+                errors.record_failure(name, "flush", exc)
+                result = False
+            if name == "seetrain.store":
+                ok = result is not False
+        self._store_ok = ok
+        if ok and self._waiting:
+            waiting, self._waiting = self._waiting, []
+            for barrier in waiting:
+                barrier.store.set()
+        if time.monotonic() - self._last_refresh > FLUSH_INTERVAL:
+            self._refresh()
+
+    def _wake_lanes(self) -> None:
+        for lane in self._lanes.values():
+            if lane.queue:
+                lane.wake.set()
 
     def _plugin_manager(self):
         if self._pm is None:
@@ -123,42 +328,121 @@ class Dispatcher:
     def reset_plugin_manager(self) -> None:
         """Forget the cached plugin manager (after :func:`seetrain.plugins.use_plugin_manager`)."""
         self._pm = None
-        self._guarded = {}
+        self._signature = None
 
-    def _deliver(self, event: tuple) -> None:
+    _last_refresh = 0.0
+
+    def _refresh(self) -> None:
+        """Rebuild who gets which event when the registered plugins changed."""
+        pm = self._plugin_manager()
+        self._last_refresh = time.monotonic()
+        signature = (id(pm), tuple((name, id(p)) for name, p in pm.list_name_plugin()))
+        if signature == self._signature:
+            return
+        self._signature = signature
+        inline: dict[int, list] = {}
+        lane_calls: dict[int, dict[int, list]] = {}
+        owners: dict[int, tuple[str, Any]] = {}
+        for kind, (hook_name, _) in _HOOKS.items():
+            # pluggy's order: last registered first, tryfirst before, trylast after
+            for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+                if impl.hookwrapper or getattr(impl, "wrapper", False):
+                    continue
+                function = impl.function
+                if self._tracing:
+                    function = _traced(hook_name, impl.plugin_name, function)
+                getter = _getter(kind, tuple(impl.argnames))
+                if getattr(impl.plugin, "seetrain_inline", False):
+                    inline.setdefault(kind, []).append((function, getter, impl.plugin_name))
+                else:
+                    owners[id(impl.plugin)] = (impl.plugin_name, impl.plugin)
+                    lane_calls.setdefault(id(impl.plugin), {}).setdefault(kind, []).append((function, getter))
+        flushers = []
+        store = None
+        for name, plugin in pm.list_name_plugin():
+            if plugin is None:
+                continue
+            if getattr(plugin, "seetrain_inline", False):
+                flush = getattr(plugin, "flush", None)
+                if callable(flush):
+                    flushers.append((name, flush))
+                if name == "seetrain.store":
+                    store = plugin
+            elif id(plugin) not in owners and callable(getattr(plugin, "flush", None)):
+                owners[id(plugin)] = (name, plugin)  # a sink with a flush and no hooks
+        lanes: dict[int, _Lane] = {}
+        for key, (name, plugin) in owners.items():
+            lane = self._lanes.get(key)
+            if lane is None:
+                lane = _Lane(name, plugin)
+                lane.start()
+            lane.calls = lane_calls.get(key, {})
+            lanes[key] = lane
+        for key, lane in self._lanes.items():
+            if key not in lanes:
+                lane.queue.append((STOP,))
+                lane.wake.set()
+        self._lanes = lanes
+        self._routes = {kind: [lane for lane in lanes.values() if kind in lane.calls] for kind in _HOOKS}
+        self._inline = inline
+        self._flushers = flushers
+        self._store = store
+
+    def _process(self, event: tuple) -> None:
         kind = event[0]
         if kind == LOG:
-            _, run, step, data, ts = event
-            counts = run.counts
+            data = event[3]
             for value in data.values():
-                if type(value) is not float:  # media: encode here, off the caller's thread
-                    self._encode_and_count(run, data, counts)
+                if type(value) is not float:  # media: wait for its encoding (started at log())
+                    self._encode_and_count(event[1], data, event[1].counts)
                     break
             else:
+                counts = event[1].counts
                 counts["scalar"] = counts.get("scalar", 0) + len(data)
-            self._call("on_log", run=run, step=step, data=data, timestamp=ts)
-        elif kind == CONFIG:
-            _, run, config, changed = event
-            self._call("on_config", run=run, config=config, changed=changed)
-        elif kind == INIT:
-            self._call("on_init", run=event[1])
-        elif kind == FINISH:
-            _, run, status, error = event
-            self._flush_sinks()
-            self._call("on_finish", run=run, status=status, error=error)
-        elif kind == BARRIER:
-            self._flush_sinks()
-            event[2].set()
+            for function, getter, name in self._inline.get(LOG, ()):
+                try:
+                    function(*getter(event))
+                except Exception as exc:
+                    errors.record_failure(name, "on_log", exc)
+            for lane in self._routes.get(LOG, ()):
+                lane.put_log(event)
             return
-        elif kind == CALL:
+        if kind == BARRIER:
+            barrier = event[2]
+            self._flush()
+            for lane in self._lanes.values():
+                done = threading.Event()
+                lane.queue.append((BARRIER, done))
+                lane.wake.set()
+                barrier.lanes.append((lane, done))
+            if self._store_ok:
+                barrier.store.set()
+            else:
+                self._waiting.append(barrier)  # passed once the store could be written
+            return
+        if kind == CALL:
             try:
                 event[2]()
             except Exception as exc:
                 errors.record_failure("core", "dispatcher.call", exc)
+            return
+        self._refresh()  # an adapter may have registered its plugin just before on_init
+        if kind == FINISH:
+            self._flush()
+        for function, getter, name in self._inline.get(kind, ()):
+            try:
+                function(*getter(event))
+            except Exception as exc:
+                errors.record_failure(name, _HOOKS[kind][0], exc)
+        if kind == FINISH and self._store is not None:
+            self._store_ok = self._store.flush() is not False
+        for lane in self._routes.get(kind, ()):
+            lane.queue.append(event)  # control events are never dropped
+            lane.wake.set()
 
     def _encode_and_count(self, run: Any, data: dict, counts: dict) -> None:
-        """Encode the media of a step, dropping (and counting) a value that fails, and count
-        the step's values by kind."""
+        """Wait for the media of a step to be encoded, dropping (and counting) a value that
+        failed, and count the step's values by kind."""
         for key, value in list(data.items()):
             if type(value) is float:
                 counts["scalar"] = counts.get("scalar", 0) + 1
@@ -166,8 +450,7 @@ class Dispatcher:
             items = value if isinstance(value, list) else (value,)
             try:
                 for item in items:
-                    if item.encoded is None:
-                        item.encode()
+                    item.wait_encoded()
             except Exception as exc:
                 # the value cannot be stored: drop that key, keep the rest of the step
                 errors.record_failure("core", f"encode {items[0].kind}", exc)
@@ -179,39 +462,24 @@ class Dispatcher:
             kind = items[0].kind if items else "media"
             counts[kind] = counts.get(kind, 0) + 1
 
-    def _call(self, hook_name: str, **kwargs: Any) -> None:
-        hook = getattr(self._plugin_manager().hook, hook_name)
-        guarded = self._guarded
-        # pluggy's order: last registered first, tryfirst before, trylast after.
-        for impl in reversed(hook.get_hookimpls()):
-            if impl.hookwrapper or getattr(impl, "wrapper", False):
-                continue
-            call = guarded.get(impl)
-            if call is None:
-                # each implementation runs behind graceful degradation: a failure is counted
-                # under the plugin's name and the other implementations still run
-                call = guarded[impl] = errors.with_graceful_degradation(
-                    integration=impl.plugin_name, name=hook_name, count_calls=False)(impl.function)
-            if self._tracing:
-                print(f"seetrain trace: {hook_name} -> {impl.plugin_name}", file=sys.stderr)
-            call(*[kwargs[name] for name in impl.argnames])
-
-    def _flush_sinks(self) -> None:
-        for name, plugin in self._plugin_manager().list_name_plugin():
-            flush = getattr(plugin, "flush", None)
-            if callable(flush):
-                call = self._guarded.get(flush)
-                if call is None:
-                    call = self._guarded[flush] = errors.with_graceful_degradation(
-                        integration=name, name="flush", count_calls=False)(flush)
-                call()
-
     def _after_fork_in_child(self) -> None:
-        # the thread does not exist in a forked child; start a fresh one on demand
+        # no thread exists in a forked child; start fresh ones on demand
         self._queue = deque()
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._thread = None
+        self._lanes = {}
+        self._routes = {}
+        self._signature = None
+        self._waiting = []
+
+
+def _traced(hook_name: str, plugin_name: str, function: Any) -> Any:
+    def traced(*args: Any) -> Any:
+        print(f"seetrain trace: {hook_name} -> {plugin_name}", file=sys.stderr)
+        return function(*args)
+
+    return traced
 
 
 _dispatcher: Dispatcher | None = None

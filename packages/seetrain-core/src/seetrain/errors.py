@@ -54,6 +54,7 @@ def _entry(integration: str, operation: str) -> dict[str, Any]:
             "failures": 0,
             "retries": 0,
             "fallbacks": 0,
+            "dropped": 0,
             "breaker_state": None,
             "last_error": None,
             "last_error_at": None,

@@ -91,6 +91,10 @@ class Run:
         self.dropped = 0
         self._done = False
         self._step = -1
+        #: the process that made this handle: a forked child never ends the run
+        self._pid = os.getpid()
+        #: the run's row was written by init() itself (readers see it at once)
+        self._recorded = False
         self._dispatcher = None if self._disabled else get_dispatcher()
         self.config = Config(on_change=None if self._disabled else self._config_changed)
         self.summary = Config(on_change=None if self._disabled else self._summary_changed)
@@ -206,18 +210,25 @@ class Run:
         if self._disabled:
             self.status = status
             return
-        if self.attached:
-            # the owner ends the run; this handle only delivers what it logged
-            self._dispatcher.barrier(FINISH_TIMEOUT if timeout is None else timeout)
+        budget = FINISH_TIMEOUT if timeout is None else timeout
+        if self.attached or os.getpid() != self._pid:
+            # the owner ends the run (a forked child never ends its parent's run); this
+            # handle only delivers what it logged
+            self._dispatcher.barrier(budget)
             return
         self.status = status
         if isinstance(error, BaseException):
             error = f"{type(error).__name__}: {error}"
+        deadline = time.monotonic() + budget
         self._dispatcher.submit((FINISH, self, status, error))
-        if not self._dispatcher.barrier(FINISH_TIMEOUT if timeout is None else timeout):
-            log_.warning("seetrain: a plugin did not finish delivering run %s in time; recording its "
-                         "status directly", self.id)
-            _write_status_directly(self, status, error)
+        stored, late = self._dispatcher.barrier_detail(budget)
+        if late:
+            log_.warning("seetrain: plugin(s) %s did not finish run %s within %.0f s; the run is stored "
+                         "and ends without waiting for them", ", ".join(late), self.id, budget)
+        if not stored:
+            log_.warning("seetrain: the store could not record the end of run %s within %.0f s "
+                         "(SEETRAIN_FINISH_TIMEOUT); recording its status directly", self.id, budget)
+            _write_status_directly(self, status, error, max(0.2, min(2.0, deadline - time.monotonic())))
 
     def __enter__(self) -> Run:
         return self
@@ -231,17 +242,25 @@ class Run:
             self.finish("crashed", error=exc)
 
 
-def _write_status_directly(run: Run, status: str, error: str | None) -> None:
-    # Last resort when the dispatcher is stuck in a plugin: a connection of our own.
-    from .store.schema import DB_NAME, connect
+def _write_status_directly(run: Run, status: str, error: str | None, timeout: float) -> None:
+    # Last resort when the store could not record the end in time: a connection of our own,
+    # waiting for a lock at most ``timeout`` seconds, so that finish() stays bounded.
+    import sqlite3
+
+    from .store.schema import DB_NAME
 
     try:
-        conn = connect(os.path.join(run.dir, DB_NAME), create=True)
-        conn.execute("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
-                     (status, error, time.time(), run.id))
-        conn.close()
-    except Exception as exc:  # pragma: no cover - nothing more can be done
-        log_.warning("seetrain: could not record the status of run %s: %s", run.id, exc)
+        conn = sqlite3.connect(os.path.join(run.dir, DB_NAME), timeout=timeout, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            conn.execute("UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?",
+                         (status, error, time.time(), run.id))
+        finally:
+            conn.close()
+    except Exception as exc:
+        log_.warning("seetrain: could not record the status of run %s (%s); what it logged is kept in "
+                     "memory and written when the store can be written again, while this process "
+                     "lives; otherwise the run reads as crashed", run.id, exc)
 
 
 # -- validation helpers (hot path) ----------------------------------------------------------
@@ -255,7 +274,7 @@ def _flatten(data: Mapping, prefix: str, out: dict) -> None:
         if t is float:
             out[name] = value
         elif t is int or t is bool:
-            out[name] = float(value)
+            out[name] = _int_to_float(name, value)
         elif isinstance(value, Mapping):
             _flatten(value, name + "/", out)
         else:
@@ -264,17 +283,34 @@ def _flatten(data: Mapping, prefix: str, out: dict) -> None:
             raise ValueError(f"seetrain.log: empty key under {prefix!r}" if prefix else "seetrain.log: empty key")
 
 
+def _int_to_float(name: str, value: int) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(
+            f"seetrain.log: value for key {name!r} is an int too large for a float64 "
+            f"({len(str(abs(value)))} digits, the limit is about 1.8e308); log it scaled, or as text"
+        ) from None
+
+
 def _coerce(name: str, value: Any) -> Any:
     if isinstance(value, Media):
+        value.start_encoding()  # in the media pool, off this thread
         return value
     if isinstance(value, str):
         return Text(value)
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, Media) for v in value):
+        for item in value:
+            item.start_encoding()
         return list(value)
     if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError(f"seetrain.log: value for key {name!r} is too large for a float64 "
+                             f"({type(value).__name__}); log it scaled, or as text") from None
     if isinstance(value, numbers.Integral):
-        return float(int(value))
+        return _int_to_float(name, int(value))
     item = getattr(value, "item", None)
     if callable(item):
         shape = getattr(value, "shape", None)
@@ -284,7 +320,9 @@ def _coerce(name: str, value: Any) -> Any:
                 "scalar (0-d), or wrap it as seetrain.Image / seetrain.Audio"
             )
         scalar = item()
-        if type(scalar) in (float, int, bool):
+        if type(scalar) is int:
+            return _int_to_float(name, scalar)
+        if type(scalar) in (float, bool):
             return float(scalar)
         raise TypeError(f"seetrain.log: value for key {name!r} is a {type(value).__name__} holding "
                         f"{type(scalar).__name__}; expected a real number")
@@ -301,9 +339,13 @@ def _check_step(step: Any) -> int:
         step = operator.index(step)
     except TypeError:
         raise TypeError(f"seetrain.log: step must be an int >= 0, got {type(step).__name__}") from None
-    if step < 0:
-        raise ValueError(f"seetrain.log: step must be >= 0, got {step}")
+    if step < 0 or step > _MAX_STEP:
+        raise ValueError(f"seetrain.log: step must be >= 0 and <= 2**63 - 1 (it is stored as an "
+                         f"int64), got step {step}")
     return step
+
+
+_MAX_STEP = 2**63 - 1
 
 
 def _check_status(status: str) -> str:
@@ -393,11 +435,17 @@ def init(
         _install_lifecycle()
         for adapter in adapters:  # before on_init, so the adapter's own hooks see it
             adapter.attach(run)
+        if resume is None:
+            # the run's row is written here, so readers (and the dashboard) see the run as
+            # soon as init returns; the plugins' on_init follow on their own threads
+            from .store.writer import record_run
+
+            run._recorded = record_run(run)
         run._dispatcher.submit((INIT, run))
         if len(run.config):
             run._dispatcher.submit((CONFIG, run, run.config.as_dict(), run.config.as_dict()))
-        # wait until the run is in the store, so readers (and the dashboard) see it at once
-        run._dispatcher.barrier(INIT_TIMEOUT)
+        if resume is not None:
+            run._dispatcher.barrier(INIT_TIMEOUT)
     with _active_lock:
         _active.append(run)
     return run

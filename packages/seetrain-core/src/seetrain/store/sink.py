@@ -1,6 +1,9 @@
 """The built-in local store sink: a plugin on the four hooks that feeds :class:`StoreWriter`.
 
-It runs first (``tryfirst``) so the data is on disk before any other sink sees it.
+It is the write-ahead log of every run, so the dispatcher treats it apart from every other
+plugin: it is called first, on the dispatcher thread itself (``seetrain_inline``), and its
+``flush`` decides when a barrier (``finish``) is passed. Other plugins get their events
+afterwards, each on a thread of its own, and can never hold it up.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from .writer import StoreWriter
 
 class LocalStoreSink:
     """Writes every run into its store directory (``run.dir``)."""
+
+    #: called on the dispatcher thread, before any other plugin (see seetrain.dispatcher)
+    seetrain_inline = True
 
     def __init__(self) -> None:
         self._writers: dict[str, StoreWriter] = {}
@@ -42,9 +48,12 @@ class LocalStoreSink:
     def on_finish(self, run: Any, status: str, error: str | None) -> None:
         self.writer(run.dir).finish_run(run.id, status, error)
 
-    def flush(self) -> None:
-        for writer in self._writers.values():
-            writer.flush()
+    def flush(self) -> bool:
+        """Write what is pending in every store; True when nothing is left pending."""
+        ok = True
+        for writer in list(self._writers.values()):
+            ok = writer.flush() and ok
+        return ok
 
     def _after_fork_in_child(self) -> None:
         # SQLite connections must not cross a fork; the child opens its own

@@ -1,18 +1,53 @@
-"""Writes runs into one store directory. Used from the dispatcher thread only."""
+"""Writes runs into one store directory. Used from the dispatcher thread only.
+
+The writer is the write-ahead log of a run, so it is built to keep going when the disk does
+not:
+
+* A logged step costs O(1) and a few dozen bytes: consecutive steps of a run that logged the
+  same keys are packed as they arrive into one block of ``array`` columns (int64 steps,
+  float64 times, float64 values row-major), so the buffer holds no Python objects per value.
+* :meth:`StoreWriter.flush` writes everything pending in one transaction: statements on run
+  rows first (create, config, status …), then one ``scalar_chunks`` row per key and block,
+  the media rows and the last step. Each run's batch is written inside a savepoint, so a
+  batch that cannot be written (a bad value) is dropped and counted for that run alone.
+* When SQLite cannot write (disk full, I/O error, database locked by another process) the
+  whole transaction is rolled back and everything stays pending, compactly, to be written by
+  the next flush; one warning names the cause and the database, and one more says when the
+  store recovered. Past ``SEETRAIN_MAX_PENDING_MB`` (64 MB) of pending values the oldest
+  blocks are dropped and counted, with one warning: memory stays bounded, training goes on.
+* A store whose database file was deleted (or replaced) under a live run is noticed at the
+  next flush: one warning says which runs cannot be written any more and where, and their
+  later values are counted as dropped.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import secrets
 import socket
+import sqlite3
+import sys
 import time
+from array import array
 from typing import Any, Iterable
 
+from .. import errors
 from ..media import Media, Text
 from .schema import DB_NAME, HEARTBEAT_EVERY, MEDIA_DIR, connect
 
+log = logging.getLogger("seetrain")
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: the name statistics and warnings of the local store are recorded under
+STORE = "seetrain.store"
+#: how long a write waits for another process's lock before the flush is retried later (s)
+BUSY_TIMEOUT = float(os.environ.get("SEETRAIN_STORE_BUSY_TIMEOUT", "1.0"))
+#: pending (unwritten) values kept while the store cannot be written, in bytes
+MAX_PENDING_BYTES = int(float(os.environ.get("SEETRAIN_MAX_PENDING_MB", "64")) * 1024 * 1024)
+_BIG_ENDIAN = sys.byteorder == "big"
 
 
 def safe_component(key: str) -> str:
@@ -21,15 +56,44 @@ def safe_component(key: str) -> str:
     return cleaned[:80]
 
 
-class _RunBuffer:
-    __slots__ = ("steps", "media", "last_step", "dirty")
+def _le(column: array) -> bytes:
+    """Little-endian bytes of an ``array`` (the store's byte order on every platform)."""
+    if _BIG_ENDIAN:  # pragma: no cover - no big-endian machine in CI
+        column = array(column.typecode, column)
+        column.byteswap()
+    return column.tobytes()
 
-    def __init__(self) -> None:
-        # one (step, time, {key: float}) per log call, in order
-        self.steps: list[tuple[int, float, dict]] = []
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure of the database itself (disk full, I/O, locked, read-only): retried later.
+    Anything else (a bad value, a constraint) is a failure of one batch."""
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+
+
+class _Block:
+    """Consecutive steps of one run that logged the same scalar keys, packed."""
+
+    __slots__ = ("keys", "steps", "times", "vals")
+
+    def __init__(self, keys: tuple) -> None:
+        self.keys = keys
+        self.steps = array("q")
+        self.times = array("d")
+        self.vals = array("d")  # row-major: len(steps) * len(keys)
+
+    def nbytes(self) -> int:
+        return 16 * len(self.steps) + 8 * len(self.vals)
+
+
+class _RunBuffer:
+    __slots__ = ("run", "blocks", "media", "last_step")
+
+    def __init__(self, run: Any) -> None:
+        self.run = run
+        self.blocks: list[_Block] = []
+        # (key, kind, step, idx, path, text, caption, meta, ts) per media item
         self.media: list[tuple] = []
         self.last_step: int | None = None
-        self.dirty = False
 
 
 class StoreWriter:
@@ -38,45 +102,103 @@ class StoreWriter:
 
     def __init__(self, directory: str) -> None:
         self.directory = directory
-        os.makedirs(os.path.join(directory, MEDIA_DIR), exist_ok=True)
-        self.conn = connect(os.path.join(directory, DB_NAME), create=True)
+        self.db_path = os.path.join(directory, DB_NAME)
+        self.conn: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None
         self._buffers: dict[str, _RunBuffer] = {}
+        #: statements on run rows, in order: (sql, params, run_id)
+        self._ops: list[tuple[str, tuple, str]] = []
         self._key_ids: dict[tuple[str, str], int] = {}
         self._media_counter = 0
+        #: unique per process (and per fork): media file names never collide across
+        #: processes and hosts writing the same run
+        self._uid = secrets.token_hex(4)
         self._last_heartbeat = 0.0
+        self._live: dict[str, Any] = {}  # run id -> run, for heartbeats
         self.host = socket.gethostname()
+        #: the cause of the failure the store is in, or None when writes succeed
+        self.failing: str | None = None
+        #: the database was deleted or replaced under this writer: nothing can be written
+        self.lost = False
+        self._pending_warned = False
+        self._media_warned: set[str] = set()
+        self._open()
+
+    # -- connection ----------------------------------------------------------------------
+    def _open(self) -> bool:
+        if self.conn is not None:
+            return True
+        try:
+            os.makedirs(os.path.join(self.directory, MEDIA_DIR), exist_ok=True)
+            conn = connect(self.db_path, create=True)
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
+            st = os.stat(self.db_path)
+        except Exception as exc:
+            self._failed(exc)
+            return False
+        self.conn = conn
+        self._identity = (st.st_dev, st.st_ino)
+        return True
+
+    def _check_identity(self) -> bool:
+        """False (once warned) when the database file under this writer is gone."""
+        if self.lost:
+            return False
+        try:
+            st = os.stat(self.db_path)
+            same = (st.st_dev, st.st_ino) == self._identity
+        except OSError:
+            same = False
+        if same:
+            return True
+        self.lost = True
+        runs = ", ".join(sorted(self._live)) or "(none live)"
+        log.warning(
+            "seetrain: the store database %s was deleted or replaced while runs were writing to it; "
+            "runs %s cannot be written any more. Training goes on; their values from now on are "
+            "counted as dropped (seetrain.errors.get_integration_error_stats()).", self.db_path, runs)
+        errors.record_failure(STORE, "write", FileNotFoundError(f"store database deleted: {self.db_path}"),
+                              quiet=True)
+        for buf in self._buffers.values():
+            self._drop_buffer(buf)
+        self._ops.clear()
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except sqlite3.Error:
+                pass
+            self.conn = None
+        return False
 
     # -- runs ---------------------------------------------------------------------------
+    def _op(self, run_id: str, sql: str, params: tuple) -> None:
+        if not self.lost:
+            self._ops.append((sql, params, run_id))
+
     def create_run(self, run: Any) -> None:
-        self.conn.execute(
-            "INSERT OR REPLACE INTO runs (id, project, name, description, group_name, tags, frameworks,"
-            " config, summary, status, created_at, heartbeat_at, pid, host)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', 'running', ?, ?, ?, ?)",
-            (
-                run.id, run.project, run.name, run.description, run.group,
-                json.dumps(list(run.tags)), json.dumps(list(run.frameworks)),
-                json.dumps(run.config.as_dict()), run.created_at, time.time(), os.getpid(), self.host,
-            ),
-        )
-        self._buffers[run.id] = _RunBuffer()
+        self._live[run.id] = run
+        self._buffers.setdefault(run.id, _RunBuffer(run))
+        if getattr(run, "_recorded", False):
+            return  # init() wrote the row already, in the caller's thread
+        self._op(run.id, INSERT_RUN, run_row(run, self.host))
 
     def resume_run(self, run: Any) -> None:
         """A run that exists already: running again under this process, unless the handle
         is only attached to a run another process owns."""
+        self._buffers.setdefault(run.id, _RunBuffer(run))
         if not getattr(run, "attached", False):
-            self.conn.execute(
-                "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL, heartbeat_at = ?,"
-                " pid = ?, host = ?, description = ?, tags = ? WHERE id = ?",
-                (time.time(), os.getpid(), self.host, run.description, json.dumps(list(run.tags)), run.id),
-            )
-        self._buffers.setdefault(run.id, _RunBuffer())
+            self._live[run.id] = run
+            self._op(run.id,
+                     "UPDATE runs SET status = 'running', error = NULL, finished_at = NULL, heartbeat_at = ?,"
+                     " pid = ?, host = ?, description = ?, tags = ? WHERE id = ?",
+                     (time.time(), os.getpid(), self.host, run.description, json.dumps(list(run.tags)), run.id))
 
     def set_config(self, run_id: str, config: dict) -> None:
         # the frameworks column mirrors config["seetrain"]["frameworks"] (its one source)
         meta = config.get("seetrain")
         frameworks = meta.get("frameworks", []) if isinstance(meta, dict) else []
-        self.conn.execute("UPDATE runs SET config = ?, frameworks = ? WHERE id = ?",
-                          (json.dumps(config), json.dumps(frameworks), run_id))
+        self._op(run_id, "UPDATE runs SET config = ?, frameworks = ? WHERE id = ?",
+                 (json.dumps(config), json.dumps(frameworks), run_id))
 
     def set_fields(self, run_id: str, **fields: Any) -> None:
         """Update run columns (``frameworks``, ``tags``, ``summary`` … JSON-encoded when not
@@ -85,28 +207,32 @@ class StoreWriter:
             return
         cols = ", ".join(f"{name} = ?" for name in fields)
         values = [json.dumps(v) if isinstance(v, (dict, list, tuple)) else v for v in fields.values()]
-        self.conn.execute(f"UPDATE runs SET {cols} WHERE id = ?", (*values, run_id))
+        self._op(run_id, f"UPDATE runs SET {cols} WHERE id = ?", (*values, run_id))
 
     def add_file(self, run_id: str, kind: str, path: str, meta: dict | None) -> None:
-        self.conn.execute(
-            "INSERT INTO files (run_id, kind, path, meta, ts) VALUES (?, ?, ?, ?, ?)",
-            (run_id, kind, path, json.dumps(meta) if meta else None, time.time()),
-        )
+        self._op(run_id, "INSERT INTO files (run_id, kind, path, meta, ts) VALUES (?, ?, ?, ?, ?)",
+                 (run_id, kind, path, json.dumps(meta) if meta else None, time.time()))
 
-    def finish_run(self, run_id: str, status: str, error: str | None) -> None:
-        self.flush()
+    def finish_run(self, run_id: str, status: str, error: str | None) -> bool:
+        """Record the end of a run with everything it logged; True once it is on disk."""
         now = time.time()
-        self.conn.execute(
-            "UPDATE runs SET status = ?, error = ?, finished_at = ?, heartbeat_at = ? WHERE id = ?",
-            (status, error, now, now, run_id),
-        )
-        self._buffers.pop(run_id, None)
+        self._op(run_id, "UPDATE runs SET status = ?, error = ?, finished_at = ?, heartbeat_at = ? WHERE id = ?",
+                 (status, error, now, now, run_id))
+        self._live.pop(run_id, None)
+        ok = self.flush()
+        buf = self._buffers.get(run_id)
+        if buf is not None and not buf.blocks and not buf.media:
+            del self._buffers[run_id]
+        return ok
 
     # -- values -------------------------------------------------------------------------
     def add(self, run: Any, step: int, data: dict, ts: float) -> None:
         buf = self._buffers.get(run.id)
         if buf is None:
-            buf = self._buffers[run.id] = _RunBuffer()
+            buf = self._buffers[run.id] = _RunBuffer(run)
+        if self.lost:
+            self._count_dropped(run, len(data))
+            return
         scalars = data
         for value in data.values():
             if type(value) is not float:  # a step with media: split it (rare, off the fast path)
@@ -116,39 +242,17 @@ class StoreWriter:
                         self._add_media(run, buf, step, k, v, ts)
                 break
         if scalars:
-            # O(1) per step here; flush turns runs of steps into per-key columns with numpy
-            buf.steps.append((step, ts, scalars))
+            keys = tuple(scalars)
+            blocks = buf.blocks
+            block = blocks[-1] if blocks else None
+            if block is None or block.keys != keys:
+                block = _Block(keys)
+                blocks.append(block)
+            block.steps.append(step)
+            block.times.append(ts)
+            block.vals.extend(scalars.values())
         if buf.last_step is None or step > buf.last_step:
             buf.last_step = step
-        buf.dirty = True
-
-    @staticmethod
-    def _chunks(steps: list) -> list[tuple[tuple, Any, Any, Any]]:
-        """``(keys, steps, times, values matrix)`` for each run of consecutive steps that
-        logged the same keys, in order (so a re-logged step keeps its last value last)."""
-        import numpy as np
-
-        out = []
-        current_keys: tuple | None = None
-        block: list = []
-
-        def close() -> None:
-            if block:
-                out.append((
-                    current_keys,
-                    np.fromiter((b[0] for b in block), dtype="<i8", count=len(block)),
-                    np.fromiter((b[1] for b in block), dtype="<f8", count=len(block)),
-                    np.array([b[2] for b in block], dtype="<f8"),
-                ))
-
-        for step, ts, data in steps:
-            keys = tuple(data)
-            if keys != current_keys:
-                close()
-                current_keys, block = keys, []
-            block.append((step, ts, tuple(data.values())))
-        close()
-        return out
 
     def _add_media(self, run: Any, buf: _RunBuffer, step: int, key: str, value: Any, ts: float) -> None:
         items: Iterable[Media] = value if isinstance(value, list) else (value,)
@@ -159,82 +263,255 @@ class StoreWriter:
             if isinstance(item, Text):
                 text = item.text
             else:
-                self._media_counter += 1
-                rel_dir = os.path.join(MEDIA_DIR, safe_component(run.id), *(safe_component(p) for p in key.split("/")))
-                os.makedirs(os.path.join(self.directory, rel_dir), exist_ok=True)
-                rel = os.path.join(rel_dir, f"{step:09d}-{idx}-{self._media_counter}.{item.format}")
-                with open(os.path.join(self.directory, rel), "wb") as fh:
-                    fh.write(item.encoded or b"")
-                path = rel.replace(os.sep, "/")
+                try:
+                    path = self._write_media_file(run.id, key, step, idx, item)
+                except OSError as exc:
+                    # this item is lost, and only it: the rest of the step is kept
+                    self._count_dropped(run, 1, operation=f"write {item.kind}")
+                    errors.record_failure(STORE, f"write {item.kind}", exc, quiet=True)
+                    if key not in self._media_warned:
+                        self._media_warned.add(key)
+                        log.warning("seetrain: could not write the %s %r of run %s at step %d (%s); this "
+                                    "value is dropped, the rest of the step is stored", item.kind, key,
+                                    run.id, step, exc)
+                    continue
                 for attr in ("width", "height", "sample_rate", "duration"):
                     if hasattr(item, attr):
                         meta[attr] = getattr(item, attr)
-            buf.media.append((run.id, key, item.kind, step, idx, path, text, item.caption,
+            buf.media.append((key, item.kind, step, idx, path, text, item.caption,
                               json.dumps(meta) if meta else None, ts))
 
-    def _key_id(self, run_id: str, key: str, kind: str) -> int:
-        ident = self._key_ids.get((run_id, key))
+    def _write_media_file(self, run_id: str, key: str, step: int, idx: int, item: Media) -> str:
+        rel_dir = os.path.join(MEDIA_DIR, safe_component(run_id), *(safe_component(p) for p in key.split("/")))
+        os.makedirs(os.path.join(self.directory, rel_dir), exist_ok=True)
+        while True:
+            self._media_counter += 1
+            rel = os.path.join(rel_dir, f"{step:09d}-{idx}-{self._uid}{self._media_counter}.{item.format}")
+            try:
+                # "x": never overwrite a file another writer made
+                with open(os.path.join(self.directory, rel), "xb") as fh:
+                    fh.write(item.encoded or b"")
+            except FileExistsError:  # pragma: no cover - a 32-bit random prefix collided
+                self._uid = secrets.token_hex(4)
+                continue
+            return rel.replace(os.sep, "/")
+
+    # -- accounting ---------------------------------------------------------------------
+    def _count_dropped(self, run: Any, n: int, operation: str = "values dropped") -> None:
+        if run is not None:
+            run.dropped = getattr(run, "dropped", 0) + n
+        errors.record_event(STORE, operation, "dropped", n)
+
+    def _drop_buffer(self, buf: _RunBuffer) -> int:
+        n = sum(len(b.vals) for b in buf.blocks) + len(buf.media)
+        if n:
+            self._count_dropped(buf.run, n)
+        buf.blocks = []
+        buf.media = []
+        return n
+
+    def pending_bytes(self) -> int:
+        return sum(b.nbytes() for buf in self._buffers.values() for b in buf.blocks) + \
+            sum(200 * len(buf.media) for buf in self._buffers.values())
+
+    def _bound_pending(self) -> None:
+        """Keep the unwritten values within MAX_PENDING_BYTES: drop the oldest blocks."""
+        total = self.pending_bytes()
+        if total <= MAX_PENDING_BYTES:
+            return
+        dropped = 0
+        while total > MAX_PENDING_BYTES:
+            oldest = max((buf for buf in self._buffers.values() if buf.blocks),
+                         key=lambda b: sum(x.nbytes() for x in b.blocks), default=None)
+            if oldest is None:
+                break
+            block = oldest.blocks.pop(0)
+            total -= block.nbytes()
+            dropped += len(block.vals)
+            self._count_dropped(oldest.run, len(block.vals))
+        if not self._pending_warned:
+            self._pending_warned = True
+            log.warning(
+                "seetrain: the store %s has been failing (%s) for so long that more than %d MB of values "
+                "wait to be written; the oldest are dropped (%d values so far, counted in "
+                "seetrain.errors.get_integration_error_stats()) so that memory stays bounded. "
+                "Training goes on.", self.db_path, self.failing, MAX_PENDING_BYTES // (1024 * 1024), dropped)
+
+    def _failed(self, exc: BaseException) -> None:
+        cause = f"{exc}"
+        if self.failing is None:
+            self.failing = cause
+            errors.record_failure(STORE, "write", exc, quiet=True)
+            log.warning(
+                "seetrain: cannot write to the store %s: %s. Training goes on; what is logged is kept in "
+                "memory (up to %d MB) and written as soon as the store can be written again.",
+                self.db_path, cause, MAX_PENDING_BYTES // (1024 * 1024))
+        else:
+            errors.record_failure(STORE, "write", exc, quiet=True)
+
+    # -- writing ------------------------------------------------------------------------
+    def _key_id(self, run_id: str, key: str, kind: str, new_ids: dict) -> int:
+        ident = self._key_ids.get((run_id, key)) or new_ids.get((run_id, key))
         if ident is None:
-            self.conn.execute("INSERT OR IGNORE INTO keys (run_id, key, kind) VALUES (?, ?, ?)", (run_id, key, kind))
-            ident = self.conn.execute("SELECT id FROM keys WHERE run_id = ? AND key = ?", (run_id, key)).fetchone()[0]
-            self._key_ids[(run_id, key)] = ident
+            conn = self.conn
+            conn.execute("INSERT OR IGNORE INTO keys (run_id, key, kind) VALUES (?, ?, ?)", (run_id, key, kind))
+            ident = conn.execute("SELECT id FROM keys WHERE run_id = ? AND key = ?", (run_id, key)).fetchone()[0]
+            new_ids[(run_id, key)] = ident
         return ident
 
-    def flush(self) -> None:
-        """Write everything buffered in one transaction, and the heartbeats when due."""
-        now = time.time()
-        dirty = [(run_id, buf) for run_id, buf in self._buffers.items() if buf.dirty]
-        beat = now - self._last_heartbeat >= HEARTBEAT_EVERY
-        if not dirty and not beat:
-            return
-        import numpy as np
-
+    def _write_batch(self, run_id: str, buf: _RunBuffer, now: float, new_ids: dict) -> None:
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
+        rows = []
+        for block in buf.blocks:
+            n = len(block.steps)
+            if not n:
+                continue
+            steps_b, times_b = _le(block.steps), _le(block.times)
+            lo, hi = min(block.steps), max(block.steps)
+            width = len(block.keys)
+            vals = block.vals
+            for column, key in enumerate(block.keys):
+                rows.append((self._key_id(run_id, key, "scalar", new_ids), n, lo, hi, steps_b,
+                             _le(vals[column::width]), times_b))
+        if rows:
+            conn.executemany("INSERT INTO scalar_chunks (key_id, n, step_min, step_max, steps, vals, ts)"
+                             " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        if buf.media:
+            conn.executemany(
+                "INSERT INTO media (key_id, kind, step, idx, path, text, caption, meta, ts)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(self._key_id(run_id, k, kind, new_ids), kind, *rest) for k, kind, *rest in buf.media])
+        if buf.last_step is not None:
+            conn.execute(
+                # MAX: a resumed or attached handle never moves the last step back
+                "UPDATE runs SET last_step = MAX(COALESCE(last_step, -1), ?), heartbeat_at = ? WHERE id = ?",
+                (buf.last_step, now, run_id))
+
+    def flush(self) -> bool:
+        """Write everything pending in one transaction, and the heartbeats when due.
+
+        Returns True when nothing is left pending. Never raises: a failure of the database
+        keeps everything for the next flush; a failure of one run's batch drops that batch
+        (counted) and writes the others."""
+        if self.lost or not self._check_identity_cheap():
+            return not self.lost and not self._has_pending()
+        now = time.time()
+        dirty = [(run_id, buf) for run_id, buf in self._buffers.items()
+                 if buf.blocks or buf.media or buf.last_step is not None]
+        beat = now - self._last_heartbeat >= HEARTBEAT_EVERY
+        if not dirty and not self._ops and not beat:
+            return True
+        if self.conn is None and not self._open():
+            self._bound_pending()
+            return False
+        conn = self.conn
+        new_ids: dict = {}
+        ops = self._ops
         try:
+            conn.execute("BEGIN IMMEDIATE")
+            for sql, params, run_id in ops:
+                try:
+                    conn.execute("SAVEPOINT op")
+                    conn.execute(sql, params)
+                    conn.execute("RELEASE op")
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    errors.record_failure(STORE, "write run", exc)
             for run_id, buf in dirty:
-                chunk_rows = []
-                for keys, steps, times, values in self._chunks(buf.steps):
-                    steps_b, times_b = steps.tobytes(), times.tobytes()
-                    lo, hi, n = int(steps.min()), int(steps.max()), len(steps)
-                    for column, key in enumerate(keys):
-                        chunk_rows.append((self._key_id(run_id, key, "scalar"), n, lo, hi, steps_b,
-                                           np.ascontiguousarray(values[:, column]).tobytes(), times_b))
-                if chunk_rows:
-                    conn.executemany(
-                        "INSERT INTO scalar_chunks (key_id, n, step_min, step_max, steps, vals, ts)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)", chunk_rows,
-                    )
-                if buf.media:
-                    conn.executemany(
-                        "INSERT INTO media (key_id, kind, step, idx, path, text, caption, meta, ts)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [(self._key_id(r, k, kind), kind, *rest) for r, k, kind, *rest in buf.media],
-                    )
-                conn.execute(
-                    # MAX: a resumed or attached handle never moves the last step back
-                    "UPDATE runs SET last_step = MAX(COALESCE(last_step, -1), ?), heartbeat_at = ? WHERE id = ?",
-                    (buf.last_step, now, run_id),
-                )
-            if beat and self._buffers:
-                conn.executemany(
-                    "UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'",
-                    [(now, run_id) for run_id in self._buffers],
-                )
+                batch_ids: dict = {}
+                try:
+                    conn.execute("SAVEPOINT batch")
+                    self._write_batch(run_id, buf, now, batch_ids)
+                    conn.execute("RELEASE batch")
+                    new_ids.update(batch_ids)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    # confined to this batch: the other runs' batches are written
+                    conn.execute("ROLLBACK TO batch")
+                    conn.execute("RELEASE batch")
+                    errors.record_failure(STORE, "write batch", exc)
+                    log.warning("seetrain: a batch of run %s could not be stored (%s: %s); it is dropped, "
+                                "the run's other values are kept", run_id, type(exc).__name__, exc)
+                    self._drop_buffer(buf)
+            if beat and self._live:
+                conn.executemany("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'",
+                                 [(now, run_id) for run_id in self._live])
             conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            self._key_ids.clear()  # ids inserted in the failed transaction are gone
-            raise  # the buffers are kept: the next flush writes them
+        except Exception as exc:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # SQLite may have rolled back already (disk full, I/O error)
+            if not self._check_identity():
+                return False
+            self._failed(exc)
+            self._bound_pending()
+            return False
+        # committed: what was written leaves memory, the new key ids become known
+        self._key_ids.update(new_ids)
+        del ops[:]
         for _run_id, buf in dirty:
-            buf.steps = []
+            buf.blocks = []
             buf.media = []
-            buf.dirty = False
+            buf.last_step = None
         if beat:
             self._last_heartbeat = now
+        if self.failing is not None:
+            log.warning("seetrain: the store %s can be written again; everything kept meanwhile is stored",
+                        self.db_path)
+            self.failing = None
+            self._pending_warned = False
+        return True
+
+    def _check_identity_cheap(self) -> bool:
+        if self._identity is None:
+            return True  # not opened yet: _open decides
+        return self._check_identity()
+
+    def _has_pending(self) -> bool:
+        return bool(self._ops) or any(buf.blocks or buf.media for buf in self._buffers.values())
 
     def close(self) -> None:
         try:
             self.flush()
         finally:
-            self.conn.close()
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+
+
+# -- the run row, also written directly by init() --------------------------------------------
+
+INSERT_RUN = (
+    "INSERT OR REPLACE INTO runs (id, project, name, description, group_name, tags, frameworks,"
+    " config, summary, status, created_at, heartbeat_at, pid, host)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', 'running', ?, ?, ?, ?)"
+)
+
+
+def run_row(run: Any, host: str) -> tuple:
+    return (run.id, run.project, run.name, run.description, run.group,
+            json.dumps(list(run.tags)), json.dumps(list(run.frameworks)),
+            json.dumps(run.config.as_dict()), run.created_at, time.time(), os.getpid(), host)
+
+
+def record_run(run: Any, timeout: float = 2.0) -> bool:
+    """Write a new run's row at once, from the caller's thread (``init``), so readers see the
+    run as soon as ``init`` returns. False if the store cannot be written right now: the
+    dispatcher then records it with the run's first events."""
+    try:
+        conn = connect(os.path.join(run.dir, DB_NAME), create=True)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            conn.execute(INSERT_RUN, run_row(run, socket.gethostname()))
+        finally:
+            conn.close()
+    except Exception as exc:
+        log.debug("seetrain: could not record run %s directly: %s", run.id, exc)
+        return False
+    return True
