@@ -4,7 +4,7 @@ Every measurement runs in a fresh interpreter (this script re-invoking itself wi
 ``--child``), in its own temporary store, with ``SEETRAIN_SILENT`` removed from the
 environment so the default plugins (the console summary included) are on, as for a user.
 
-* memory: peak RSS (``ru_maxrss``) of a process that logs N steps x 10 scalars as fast as
+* memory: peak RSS (``VmHWM``) of a process that logs N steps x 10 scalars as fast as
   it can, then finishes (10k, 100k and 1M steps; quick: 10k, 30k, 300k), and the ratio of
   the two largest: a write path that holds its backlog in memory grows with N;
 * ingest: scalars per second from the first ``log()`` to ``finish()`` returning (all
@@ -54,7 +54,13 @@ DB_NAME = "seetrain.db"  # the store's database file, read directly for the lag 
 
 
 def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    # VmHWM: the peak of this process image. ru_maxrss would also count the memory of the
+    # parent that a fork+exec child inherits the record of (the benchmark's own process).
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration):  # not Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _pct(sorted_values: list, q: float):

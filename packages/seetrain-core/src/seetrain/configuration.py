@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import enum
+import sys
 import math
 import os
 from collections.abc import Mapping, MutableMapping
 from typing import Any, Callable, Iterator
 
 __all__ = ["Config", "to_config_dict", "json_safe"]
+
+
+def _is_namespace(value: Any) -> bool:
+    # argparse is imported only by programs that use it: no import here
+    argparse = sys.modules.get("argparse")
+    return argparse is not None and isinstance(value, argparse.Namespace)
+
+
+def _is_dataclass_instance(value: Any) -> bool:
+    # what dataclasses.is_dataclass checks, without importing dataclasses on init's path
+    return hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type)
 
 
 def json_safe(value: Any, _depth: int = 0) -> Any:
@@ -34,9 +44,11 @@ def json_safe(value: Any, _depth: int = 0) -> Any:
         return os.fspath(value)
     if isinstance(value, Mapping):
         return {str(k): json_safe(v, _depth + 1) for k, v in value.items()}
-    if isinstance(value, argparse.Namespace):
+    if _is_namespace(value):
         return json_safe(vars(value), _depth + 1)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if _is_dataclass_instance(value):
+        import dataclasses
+
         return json_safe(dataclasses.asdict(value), _depth + 1)
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
@@ -63,9 +75,11 @@ def to_config_dict(params: Any) -> dict[str, Any]:
         return {}
     if isinstance(params, Mapping):
         return dict(params)
-    if isinstance(params, argparse.Namespace):
+    if _is_namespace(params):
         return dict(vars(params))
-    if dataclasses.is_dataclass(params) and not isinstance(params, type):
+    if _is_dataclass_instance(params):
+        import dataclasses
+
         return {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
     to_dict = getattr(params, "to_dict", None)
     if callable(to_dict):

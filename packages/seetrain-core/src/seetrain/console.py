@@ -15,13 +15,15 @@ class ConsoleSummary:
     seetrain_inline = True
 
     def __init__(self) -> None:
-        self._seen: dict[str, tuple[set, int]] = {}
+        self._seen: dict[str, list] = {}
 
     @hookimpl(trylast=True)
-    def on_log(self, run: Any, step: int, data: Mapping[str, Any]) -> None:
-        keys, steps = self._seen.get(run.id, (set(), 0))
-        keys.update(data)
-        self._seen[run.id] = (keys, steps + 1)
+    def on_log(self, run: Any, data: Mapping[str, Any]) -> None:
+        seen = self._seen.get(run.id)
+        if seen is None:
+            seen = self._seen[run.id] = [set(), 0]
+        seen[0].update(data)
+        seen[1] += 1
 
     @hookimpl(trylast=True)
     def on_finish(self, run: Any, status: str, error: str | None) -> None:

@@ -46,19 +46,22 @@ INIT, CONFIG, LOG, FINISH, BARRIER, CALL, STOP = range(7)
 FLUSH_INTERVAL = 0.25
 #: queue length at which the caller wakes the dispatcher early
 HIGH_WATER = 1_000
-#: queue length at which the caller waits for the dispatcher (back-pressure)
-MAX_QUEUE = int(os.environ.get("SEETRAIN_MAX_QUEUE", "10000"))
+#: queue length at which the caller waits for the dispatcher (back-pressure) ...
+MAX_QUEUE = int(os.environ.get("SEETRAIN_MAX_QUEUE", "20000"))
+#: ... until the queue is down to this length: few calls wait, rather than every call a bit
+LOW_WATER = MAX_QUEUE // 2
 #: events waiting for one plugin past which its on_log events are dropped for it
 PLUGIN_QUEUE = int(os.environ.get("SEETRAIN_PLUGIN_QUEUE", "10000"))
 #: seconds a plugin may spend in one call before it counts as hung (a barrier stops waiting)
 PLUGIN_STUCK_AFTER = float(os.environ.get("SEETRAIN_PLUGIN_TIMEOUT", "10"))
 #: events between two yields of the GIL on the dispatcher thread
-SLICE = 32
+SLICE = 16
 
 #: the hook of each event kind, and where each hook argument sits in the event tuple
 _HOOKS = {
     INIT: ("on_init", {"run": 1}),
     CONFIG: ("on_config", {"run": 1, "config": 2, "changed": 3}),
+    # (LOG, run, step, data, timestamp, has_media): has_media is for the store alone
     LOG: ("on_log", {"run": 1, "step": 2, "data": 3, "timestamp": 4}),
     FINISH: ("on_finish", {"run": 1, "status": 2, "error": 3}),
 }
@@ -186,9 +189,15 @@ class Dispatcher:
         self._inline: dict[int, list] = {}
         self._flushers: list[tuple[str, Any]] = []
         self._store: Any = None
+        #: the store's fast path for LOG events (the event tuple as queued)
+        self._store_log: Any = None
+        #: set by the dispatcher when a caller in back-pressure may go on
+        self._room = threading.Event()
         self._lanes: dict[int, _Lane] = {}  # id(plugin) -> lane
         #: lanes that take each kind of event
         self._routes: dict[int, list[_Lane]] = {}
+        self._inline_log: list = []
+        self._log_lanes: list[_Lane] = []
         self._last_flush = 0.0
         self._store_ok = True
         self._waiting: list[_Barrier] = []
@@ -209,9 +218,11 @@ class Dispatcher:
         thread = self._thread
         if thread is None or threading.current_thread() is thread:
             return
-        while len(self._queue) >= MAX_QUEUE and thread.is_alive():
+        room = self._room
+        while len(self._queue) > LOW_WATER and thread.is_alive():
+            room.clear()
             self._wake.set()
-            time.sleep(0.0002)
+            room.wait(0.05)
 
     def barrier(self, timeout: float | None) -> bool:
         """Wait until every event queued before this call is in the store and delivered to
@@ -287,10 +298,13 @@ class Dispatcher:
             n += 1
             if n >= SLICE:
                 n = 0
+                if len(queue) <= LOW_WATER:
+                    self._room.set()
                 self._wake_lanes()
                 sleep(0)  # let the training thread have the GIL
                 if monotonic() - self._last_flush >= FLUSH_INTERVAL:
                     self._flush()
+        self._room.set()
         self._wake_lanes()
         self._flush()
 
@@ -353,6 +367,8 @@ class Dispatcher:
                     function = _traced(hook_name, impl.plugin_name, function)
                 getter = _getter(kind, tuple(impl.argnames))
                 if getattr(impl.plugin, "seetrain_inline", False):
+                    if kind == LOG and callable(getattr(impl.plugin, "log_event", None)) and not self._tracing:
+                        continue  # the store's fast path (below)
                     inline.setdefault(kind, []).append((function, getter, impl.plugin_name))
                 else:
                     owners[id(impl.plugin)] = (impl.plugin_name, impl.plugin)
@@ -385,26 +401,34 @@ class Dispatcher:
         self._lanes = lanes
         self._routes = {kind: [lane for lane in lanes.values() if kind in lane.calls] for kind in _HOOKS}
         self._inline = inline
+        self._inline_log = inline.get(LOG, [])
+        self._log_lanes = self._routes.get(LOG, [])
         self._flushers = flushers
         self._store = store
+        log_event = getattr(store, "log_event", None)
+        self._store_log = log_event if callable(log_event) and not self._tracing else None
 
     def _process(self, event: tuple) -> None:
         kind = event[0]
         if kind == LOG:
-            data = event[3]
-            for value in data.values():
-                if type(value) is not float:  # media: wait for its encoding (started at log())
-                    self._encode_and_count(event[1], data, event[1].counts)
-                    break
+            run = event[1]
+            if event[5]:  # media: wait for its encoding (started at log())
+                self._encode_and_count(run, event[3], run.counts)
             else:
-                counts = event[1].counts
-                counts["scalar"] = counts.get("scalar", 0) + len(data)
-            for function, getter, name in self._inline.get(LOG, ()):
+                counts = run.counts
+                counts["scalar"] = counts.get("scalar", 0) + len(event[3])
+            store_log = self._store_log
+            if store_log is not None:
+                try:
+                    store_log(event)
+                except Exception as exc:
+                    errors.record_failure("seetrain.store", "on_log", exc)
+            for function, getter, name in self._inline_log:
                 try:
                     function(*getter(event))
                 except Exception as exc:
                     errors.record_failure(name, "on_log", exc)
-            for lane in self._routes.get(LOG, ()):
+            for lane in self._log_lanes:
                 lane.put_log(event)
             return
         if kind == BARRIER:
@@ -470,8 +494,10 @@ class Dispatcher:
         self._thread = None
         self._lanes = {}
         self._routes = {}
+        self._log_lanes = []
         self._signature = None
         self._waiting = []
+        self._room = threading.Event()
 
 
 def _traced(hook_name: str, plugin_name: str, function: Any) -> Any:

@@ -15,9 +15,7 @@ encoded, an adapter callback that breaks) is recorded here too, and logged once.
 from __future__ import annotations
 
 import functools as _functools
-import inspect as _inspect
 import logging
-import random
 import threading
 import time
 from typing import Any, Callable, TypeVar
@@ -34,6 +32,12 @@ __all__ = [
 ]
 
 log = logging.getLogger("seetrain")
+
+
+def _inspect():
+    import inspect  # on first use: keeps `init()` fast
+
+    return inspect
 
 
 class SeeTrainError(Exception):
@@ -162,7 +166,7 @@ def with_retry(
 
         def wait(retry_state: Any) -> float:
             # base_delay * 2**n plus uniform jitter, the sum capped at max_delay
-            delay = base_delay * 2 ** (retry_state.attempt_number - 1) + random.uniform(0, jitter_max)
+            delay = base_delay * 2 ** (retry_state.attempt_number - 1) + __import__("random").uniform(0, jitter_max)
             return min(max_delay, delay) if base_delay > 0 else 0.0
 
         def before_sleep(state: Any) -> None:
@@ -182,7 +186,7 @@ def with_retry(
         if sleep is not None:
             options["sleep"] = sleep
 
-        if _inspect.iscoroutinefunction(func):
+        if _inspect().iscoroutinefunction(func):
 
             @_functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -297,7 +301,7 @@ def with_circuit_breaker(
                     record_failure(integration, operation, exc, quiet=True)
                 raise
 
-        if _inspect.iscoroutinefunction(func):
+        if _inspect().iscoroutinefunction(func):
             @_functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 # pybreaker's own async support needs tornado: run the coroutine here and
@@ -335,7 +339,7 @@ def with_circuit_breaker(
 
 def _call_fallback(fallback: Callable, args: tuple, kwargs: dict) -> Any:
     try:
-        _inspect.signature(fallback).bind(*args, **kwargs)
+        _inspect().signature(fallback).bind(*args, **kwargs)
     except TypeError:
         return fallback()  # a fallback that takes no arguments (as in the seed)
     except ValueError:  # builtins without a signature
@@ -377,7 +381,7 @@ def with_graceful_degradation(
                 return default
             return _call_fallback(fallback_func, args, kwargs)
 
-        if _inspect.iscoroutinefunction(func):
+        if _inspect().iscoroutinefunction(func):
             @_functools.wraps(func)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 if count_calls:
@@ -386,7 +390,7 @@ def with_graceful_degradation(
                     return await func(*args, **kwargs)
                 except exceptions as exc:
                     result = degrade(exc, args, kwargs)
-                    if _inspect.isawaitable(result):
+                    if _inspect().isawaitable(result):
                         result = await result
                     return result
 

@@ -1,18 +1,23 @@
 """The plugin contract of SeeTrain: four hooks, one per phase of a run.
 
-Every hook is called from the **dispatcher thread** (one per process), never from the
+Threads: the local store (a built-in plugin) is written first, on the dispatcher thread.
+Every other plugin then gets the events on **a thread of its own** (its lane), never on the
 thread that called :func:`seetrain.log`, and always in the order the events happened for a
 run: ``on_init`` first, then ``on_config`` / ``on_log`` interleaved as the user made them,
-then ``on_finish``. A hook implementation may take any subset of the arguments (pluggy's
-rule), so arguments added to a spec later never break an existing plugin.
+then ``on_finish``. A plugin's hooks all run on its one thread, so it needs no locks of its
+own. A plugin that is slow delays only itself: once ``SEETRAIN_PLUGIN_QUEUE`` (10,000)
+events wait for it, its ``on_log`` events are dropped for it alone (counted under its name
+in :func:`seetrain.errors.get_integration_error_stats`, one warning); ``on_init``,
+``on_config`` and ``on_finish`` are never dropped. A hook implementation may take any subset
+of the arguments (pluggy's rule), so arguments added to a spec later never break an existing
+plugin.
 
 An exception raised by an implementation is counted in
 :func:`seetrain.errors.get_integration_error_stats`, logged once, and never reaches the
 training loop; the other implementations still run.
 
-Sinks that buffer may also define a plain ``flush()`` method (not a hook): the dispatcher
-calls it after every batch of events and at least every half second, so buffered data is
-durable within about one second.
+Sinks that buffer may also define a plain ``flush()`` method (not a hook): it is called on
+the plugin's thread whenever its queue has been emptied, and at least every quarter second.
 """
 
 from __future__ import annotations

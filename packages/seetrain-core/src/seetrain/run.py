@@ -12,7 +12,6 @@ import logging
 import numbers
 import operator
 import os
-import secrets
 import sys
 import threading
 import time
@@ -45,7 +44,7 @@ _lifecycle_installed = False
 
 def _new_run_id() -> str:
     # time-sortable, unique across processes and machines
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(3).hex()
 
 
 class Run:
@@ -136,7 +135,7 @@ class Run:
         if type(data) is not dict and not isinstance(data, Mapping):
             raise TypeError(f"seetrain.log: expected a mapping of names to values, got {type(data).__name__}")
         flat: dict[str, Any] = {}
-        _flatten(data, "", flat)
+        media = _flatten(data, "", flat)
         if not flat:
             return
         if step is None:
@@ -145,7 +144,7 @@ class Run:
             step = _check_step(step)
         if step > self._step:
             self._step = step
-        self._dispatcher.submit((LOG, self, step, flat, time.time()))
+        self._dispatcher.submit((LOG, self, step, flat, time.time(), media))
 
     # -- config / summary / files -------------------------------------------------------
     def _config_changed(self, snapshot: dict, changed: dict) -> None:
@@ -265,7 +264,9 @@ def _write_status_directly(run: Run, status: str, error: str | None, timeout: fl
 
 # -- validation helpers (hot path) ----------------------------------------------------------
 
-def _flatten(data: Mapping, prefix: str, out: dict) -> None:
+def _flatten(data: Mapping, prefix: str, out: dict) -> bool:
+    """Validate and flatten ``data`` into ``out``; True if a value is not a float (media)."""
+    media = False
     for key, value in data.items():
         if type(key) is not str:
             raise TypeError(f"seetrain.log: keys must be str, got {key!r} ({type(key).__name__})")
@@ -276,11 +277,13 @@ def _flatten(data: Mapping, prefix: str, out: dict) -> None:
         elif t is int or t is bool:
             out[name] = _int_to_float(name, value)
         elif isinstance(value, Mapping):
-            _flatten(value, name + "/", out)
+            media = _flatten(value, name + "/", out) or media
         else:
-            out[name] = _coerce(name, value)
+            value = out[name] = _coerce(name, value)
+            media = media or type(value) is not float
         if not key:
             raise ValueError(f"seetrain.log: empty key under {prefix!r}" if prefix else "seetrain.log: empty key")
+    return media
 
 
 def _int_to_float(name: str, value: int) -> float:

@@ -25,9 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import secrets
-import socket
 import sqlite3
 import sys
 import time
@@ -40,7 +37,6 @@ from .schema import DB_NAME, HEARTBEAT_EVERY, MEDIA_DIR, connect
 
 log = logging.getLogger("seetrain")
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 #: the name statistics and warnings of the local store are recorded under
 STORE = "seetrain.store"
 #: how long a write waits for another process's lock before the flush is retried later (s)
@@ -50,9 +46,22 @@ MAX_PENDING_BYTES = int(float(os.environ.get("SEETRAIN_MAX_PENDING_MB", "64")) *
 _BIG_ENDIAN = sys.byteorder == "big"
 
 
+def hostname() -> str:
+    """This machine's name, as ``socket.gethostname()`` gives it (without importing socket
+    on the path of ``init`` where the platform has ``os.uname``)."""
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        return uname().nodename
+    import socket  # pragma: no cover - Windows
+
+    return socket.gethostname()
+
+
 def safe_component(key: str) -> str:
     """A file-name-safe form of one component of a key (never ``..`` or empty)."""
-    cleaned = _UNSAFE.sub("_", key).strip(".") or "_"
+    import re
+
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", key).strip(".") or "_"
     return cleaned[:80]
 
 
@@ -112,10 +121,10 @@ class StoreWriter:
         self._media_counter = 0
         #: unique per process (and per fork): media file names never collide across
         #: processes and hosts writing the same run
-        self._uid = secrets.token_hex(4)
+        self._uid = os.urandom(4).hex()
         self._last_heartbeat = 0.0
         self._live: dict[str, Any] = {}  # run id -> run, for heartbeats
-        self.host = socket.gethostname()
+        self.host = hostname()
         #: the cause of the failure the store is in, or None when writes succeed
         self.failing: str | None = None
         #: the database was deleted or replaced under this writer: nothing can be written
@@ -226,7 +235,9 @@ class StoreWriter:
         return ok
 
     # -- values -------------------------------------------------------------------------
-    def add(self, run: Any, step: int, data: dict, ts: float) -> None:
+    def add(self, run: Any, step: int, data: dict, ts: float, has_media: bool = True) -> None:
+        """Buffer one logged step (``has_media=False``: every value is a float, known by
+        the caller)."""
         buf = self._buffers.get(run.id)
         if buf is None:
             buf = self._buffers[run.id] = _RunBuffer(run)
@@ -234,13 +245,14 @@ class StoreWriter:
             self._count_dropped(run, len(data))
             return
         scalars = data
-        for value in data.values():
-            if type(value) is not float:  # a step with media: split it (rare, off the fast path)
-                scalars = {k: v for k, v in data.items() if type(v) is float}
-                for k, v in data.items():
-                    if type(v) is not float:
-                        self._add_media(run, buf, step, k, v, ts)
-                break
+        if has_media:
+            for value in data.values():
+                if type(value) is not float:  # a step with media: split it (rare, off the fast path)
+                    scalars = {k: v for k, v in data.items() if type(v) is float}
+                    for k, v in data.items():
+                        if type(v) is not float:
+                            self._add_media(run, buf, step, k, v, ts)
+                    break
         if scalars:
             keys = tuple(scalars)
             blocks = buf.blocks
@@ -292,7 +304,7 @@ class StoreWriter:
                 with open(os.path.join(self.directory, rel), "xb") as fh:
                     fh.write(item.encoded or b"")
             except FileExistsError:  # pragma: no cover - a 32-bit random prefix collided
-                self._uid = secrets.token_hex(4)
+                self._uid = os.urandom(4).hex()
                 continue
             return rel.replace(os.sep, "/")
 
@@ -508,7 +520,7 @@ def record_run(run: Any, timeout: float = 2.0) -> bool:
         conn = connect(os.path.join(run.dir, DB_NAME), create=True)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-            conn.execute(INSERT_RUN, run_row(run, socket.gethostname()))
+            conn.execute(INSERT_RUN, run_row(run, hostname()))
         finally:
             conn.close()
     except Exception as exc:
