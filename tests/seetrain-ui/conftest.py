@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from ui_data import write_store
+from ui_data import CHROMIUM, CHROMIUM_FLAGS, write_store
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +47,18 @@ def artifacts_dir() -> str:
     path = os.path.join(root, "test-artifacts", "ui")
     os.makedirs(path, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for every browser test of the session (Playwright's sync API
+    cannot be started twice at once)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"the browser tests need Debian's Chromium at {CHROMIUM}: "
+                    "apt-get update && apt-get install -y chromium chromium-driver", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        yield b
+        b.close()

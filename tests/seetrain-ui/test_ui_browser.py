@@ -15,25 +15,10 @@ from ui_data import STEPS, loss_at
 
 import seetrain
 
-CHROMIUM = "/usr/bin/chromium"
-# Playwright adds --headless and a fresh --user-data-dir itself; the rest keep Chromium off
-# the network (this closed network refuses its background connections).
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TIMEOUT_MS = 15_000
 
-
-@pytest.fixture(scope="session")
-def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"the browser tests need Debian's Chromium at {CHROMIUM}: "
-                    "apt-get update && apt-get install -y chromium chromium-driver", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        yield b
-        b.close()
+# the browser fixture (one Chromium for the session) is in conftest.py: a second sync
+# Playwright cannot start while the first runs
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,13 @@ import seetrain
 
 STEPS = 50
 
+#: Debian's Chromium, which the browser tests drive through Playwright
+CHROMIUM = "/usr/bin/chromium"
+# Playwright adds --headless and a fresh --user-data-dir itself; the rest keep Chromium off
+# the network (this closed network refuses its background connections).
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
 
 def loss_at(step: int, scale: float = 1.0) -> float:
     return scale * 2.0 / (1 + step) + 0.01

@@ -114,6 +114,9 @@ class Api:
     """Read access to a store directory (default ``SEETRAIN_DIR`` or ``./seetrain``).
 
     :raises seetrain.store.StoreNotFoundError: there is no store there.
+    :raises seetrain.store.StoreCorruptError: (here or from any read) the store's file is
+        damaged; the message names it and the ``seetrain doctor`` commands that check and
+        repair it.
     """
 
     def __init__(self, dir: str | os.PathLike | None = None) -> None:

@@ -1,7 +1,8 @@
-"""The ``seetrain`` command line: ``ls``, ``show``, ``export``, ``adapters``, ``--version``.
+"""The ``seetrain`` command line: ``ls``, ``show``, ``export``, ``ui``, ``doctor``, ``adapters``,
+``--version``.
 
-Errors a user can cause (an unknown run, a missing store) print one line on stderr and exit
-with status 1, without a traceback.
+Errors a user can cause (an unknown run, a missing store, a damaged store) print one line on
+stderr and exit with status 1, without a traceback.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import csv
 import datetime as _dt
 import json
+import os
 import sys
 from typing import Any, Sequence
 
@@ -126,6 +128,60 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .errors import SeeTrainError
+    from .store import doctor
+
+    if args.force and not args.repair:
+        raise SeeTrainError("seetrain doctor: --force goes with --repair")
+    if args.repair:
+        return _print_repair(doctor.repair(args.dir, force=args.force))
+    report = doctor.check(args.dir)
+    print(f"seetrain doctor: {report.db_path}")
+    if report.healthy:
+        print(f"  schema version {report.schema_version}; tables: {', '.join(doctor.TABLES)}")
+        print("  integrity check: ok")
+        print("  rows: " + ", ".join(f"{n} {t}" for t, n in report.rows.items()))
+        print("the store is healthy")
+        return 0
+    _print_problems(report)
+    if report.newer:
+        print("the store was written by a newer SeeTrain: upgrade with: pip install -U seetrain")
+    else:
+        directory = shlex.quote(os.path.dirname(report.db_path))
+        print(f"the store is damaged; recover what is readable with: seetrain doctor --dir {directory} --repair")
+    return 1
+
+
+def _print_problems(report) -> None:
+    print("  integrity check: damaged")
+    for problem in report.problems:
+        print(f"    {problem}")
+    if report.more_problems is None:
+        print("    … (more problems not shown)")
+
+
+def _print_repair(report) -> int:
+    if not report.repaired:
+        print(f"seetrain doctor: {report.db_path}")
+        print("  integrity check: ok")
+        print("the store is healthy: nothing to repair")
+        return 0
+    print(f"seetrain doctor: repaired {report.db_path}")
+    _print_problems(report.check)
+    if report.header_rebuilt:
+        print("  the database header was unreadable and was rebuilt")
+    rows = [[t.name, str(t.kept), "?" if t.lost is None else str(t.lost), t.note or ""] for t in report.tables]
+    print("  " + _table(rows, ["TABLE", "KEPT", "LOST", ""]).replace("\n", "\n  "))
+    lost = report.lost
+    print(f"  the damaged file is kept as {report.aside}")
+    print(f"the store is repaired: {report.kept} rows kept, {'an unknown number of' if lost is None else lost} "
+          f"rows lost")
+    return 0
+
+
 def cmd_adapters(args: argparse.Namespace) -> int:
     from .adapters import discover_adapters
 
@@ -187,6 +243,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=5090)
     p.set_defaults(func=cmd_ui)
+
+    p = with_dir(sub.add_parser(
+        "doctor", help="check a store's database; --repair salvages a damaged one",
+        description="Check the store's database (SQLite's integrity check, the layout version, the tables): "
+                    "exit status 0 when healthy, 1 when damaged. With --repair, copy every row that can still "
+                    "be read into a fresh database that takes its place, keep the damaged file beside it as "
+                    "seetrain.db.corrupt-<timestamp>, and print how many rows of each table were kept and "
+                    "lost. A store a live run is writing to is not repaired unless --force."))
+    p.add_argument("--repair", action="store_true",
+                   help="salvage the readable rows of a damaged store into a new database file")
+    p.add_argument("--force", action="store_true",
+                   help="repair even while a run is still writing to the store (its later writes are lost)")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("adapters", help="list installed adapters and whether their framework is usable")
     p.set_defaults(func=cmd_adapters)

@@ -2,6 +2,11 @@
 
 Readers never write. A run still marked ``running`` whose process is gone (same host, dead
 pid) or whose heartbeat is older than ``STALE_AFTER`` reads as ``crashed``.
+
+Every query goes through :meth:`StoreReader.query`, which turns SQLite's errors into
+:class:`~seetrain.store.schema.StoreError`: :class:`~seetrain.store.schema.StoreCorruptError`
+(naming the file and ``seetrain doctor``) for a damaged file, a plain ``StoreError`` for a
+locked one.
 """
 
 from __future__ import annotations
@@ -14,7 +19,16 @@ import threading
 import time
 from typing import Any, Iterable
 
-from .schema import DB_NAME, STALE_AFTER, StoreError, StoreNotFoundError, connect, resolve_dir
+from .schema import (
+    DB_NAME,
+    STALE_AFTER,
+    StoreCorruptError,
+    StoreError,
+    StoreNotFoundError,
+    connect,
+    resolve_dir,
+    store_error,
+)
 
 RUN_COLUMNS = ("id", "project", "name", "description", "group_name", "tags", "frameworks", "config",
                "summary", "status", "error", "created_at", "finished_at", "heartbeat_at", "last_step",
@@ -62,10 +76,27 @@ class StoreReader:
 
     @property
     def conn(self) -> sqlite3.Connection:
+        """This thread's connection (raw: query through :meth:`query`)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = connect(self.db_path, create=False)
         return conn
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
+        """The rows of one read. SQLite errors come out as :class:`StoreError`; after one that
+        says the file is damaged this thread's connection is dropped, so that the next query
+        opens the file anew (a repaired store is read without a restart)."""
+        try:
+            return self.conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            error = store_error(exc, self.db_path)
+        if isinstance(error, StoreCorruptError):
+            self.close()
+        raise error
+
+    def _one(self, sql: str, params: Iterable[Any] = ()) -> tuple | None:
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
 
     # -- runs ---------------------------------------------------------------------------
     def _row_to_run(self, row: tuple) -> dict[str, Any]:
@@ -85,27 +116,25 @@ class StoreReader:
         return "running"
 
     def projects(self) -> list[dict[str, Any]]:
-        rows = self.conn.execute(
-            "SELECT project, COUNT(*), MAX(created_at) FROM runs GROUP BY project ORDER BY MAX(created_at) DESC"
-        ).fetchall()
+        rows = self.query(
+            "SELECT project, COUNT(*), MAX(created_at) FROM runs GROUP BY project ORDER BY MAX(created_at) DESC")
         return [{"name": p, "runs": n, "last_run_at": t} for p, n, t in rows]
 
     def runs(self, project: str | None = None) -> list[dict[str, Any]]:
         cols = ", ".join(RUN_COLUMNS)
         if project is None:
-            rows = self.conn.execute(f"SELECT {cols} FROM runs ORDER BY created_at").fetchall()
+            rows = self.query(f"SELECT {cols} FROM runs ORDER BY created_at")
         else:
-            rows = self.conn.execute(f"SELECT {cols} FROM runs WHERE project = ? ORDER BY created_at",
-                                     (project,)).fetchall()
+            rows = self.query(f"SELECT {cols} FROM runs WHERE project = ? ORDER BY created_at", (project,))
         return [self._row_to_run(r) for r in rows]
 
     def run(self, ident: str) -> dict[str, Any]:
         """A run by id, unique id prefix, or unique name."""
         cols = ", ".join(RUN_COLUMNS)
-        row = self.conn.execute(f"SELECT {cols} FROM runs WHERE id = ?", (ident,)).fetchone()
+        row = self._one(f"SELECT {cols} FROM runs WHERE id = ?", (ident,))
         if row is None:
-            rows = self.conn.execute(f"SELECT {cols} FROM runs WHERE id LIKE ? ESCAPE '\\' OR name = ?",
-                                     (ident.replace("%", "\\%").replace("_", "\\_") + "%", ident)).fetchall()
+            rows = self.query(f"SELECT {cols} FROM runs WHERE id LIKE ? ESCAPE '\\' OR name = ?",
+                              (ident.replace("%", "\\%").replace("_", "\\_") + "%", ident))
             if len(rows) > 1:
                 raise RunNotFoundError(f"{ident!r} matches {len(rows)} runs; give more of the run id")
             if not rows:
@@ -116,11 +145,10 @@ class StoreReader:
     # -- keys and values ------------------------------------------------------------------
     def keys(self, run_id: str) -> list[tuple[str, str]]:
         """``(key, kind)`` pairs of a run, sorted by key."""
-        return [tuple(r) for r in self.conn.execute(
-            "SELECT key, kind FROM keys WHERE run_id = ? ORDER BY key", (run_id,)).fetchall()]
+        return self.query("SELECT key, kind FROM keys WHERE run_id = ? ORDER BY key", (run_id,))
 
     def _key_id(self, run_id: str, key: str) -> tuple[int, str]:
-        row = self.conn.execute("SELECT id, kind FROM keys WHERE run_id = ? AND key = ?", (run_id, key)).fetchone()
+        row = self._one("SELECT id, kind FROM keys WHERE run_id = ? AND key = ?", (run_id, key))
         if row is None:
             raise KeyNotFoundError(f"run {run_id} has no key {key!r}")
         return row
@@ -141,7 +169,7 @@ class StoreReader:
         if step_max is not None:
             sql += " AND step_min <= ?"
             params.append(int(step_max))
-        rows = self.conn.execute(sql + " ORDER BY id", params).fetchall()
+        rows = self.query(sql + " ORDER BY id", params)
         if not rows:
             empty = np.empty(0)
             return empty.astype(np.int64), empty, empty
@@ -171,10 +199,9 @@ class StoreReader:
             if kind != "scalar":
                 continue
             key_id, _ = self._key_id(run_id, key)
-            top = self.conn.execute("SELECT MAX(step_max) FROM scalar_chunks WHERE key_id = ?", (key_id,)).fetchone()[0]
-            rows = self.conn.execute(
-                "SELECT steps, vals FROM scalar_chunks WHERE key_id = ? AND step_max = ? ORDER BY id", (key_id, top)
-            ).fetchall()
+            top = self.query("SELECT MAX(step_max) FROM scalar_chunks WHERE key_id = ?", (key_id,))[0][0]
+            rows = self.query(
+                "SELECT steps, vals FROM scalar_chunks WHERE key_id = ? AND step_max = ? ORDER BY id", (key_id, top))
             value = None
             for steps_b, vals_b in rows:
                 steps = np.frombuffer(steps_b, dtype="<i8")
@@ -190,10 +217,9 @@ class StoreReader:
         key_id, kind = self._key_id(run_id, key)
         if kind == "scalar":
             raise KeyNotFoundError(f"key {key!r} of run {run_id} holds scalars, not media")
-        rows = self.conn.execute(
+        rows = self.query(
             "SELECT step, idx, kind, path, text, caption, meta, ts FROM media WHERE key_id = ? ORDER BY step, idx, id",
-            (key_id,),
-        ).fetchall()
+            (key_id,))
         return [
             {"step": s, "index": i, "kind": k, "path": os.path.join(self.directory, p) if p else None,
              "relpath": p, "text": t, "caption": c, "meta": json.loads(m) if m else {}, "time": ts}
@@ -201,17 +227,16 @@ class StoreReader:
         ]
 
     def media_steps(self, run_id: str) -> dict[str, list[int]]:
-        rows = self.conn.execute(
+        rows = self.query(
             "SELECT k.key, m.step FROM media m JOIN keys k ON k.id = m.key_id WHERE k.run_id = ? ORDER BY m.step",
-            (run_id,),
-        ).fetchall()
+            (run_id,))
         out: dict[str, list[int]] = {}
         for key, step in rows:
             out.setdefault(key, []).append(step)
         return out
 
     def files(self, run_id: str) -> list[dict[str, Any]]:
-        rows = self.conn.execute("SELECT kind, path, meta, ts FROM files WHERE run_id = ? ORDER BY id", (run_id,)).fetchall()
+        rows = self.query("SELECT kind, path, meta, ts FROM files WHERE run_id = ? ORDER BY id", (run_id,))
         return [{"kind": k, "path": p, "meta": json.loads(m) if m else {}, "time": t} for k, p, m, t in rows]
 
     def history(self, run_id: str, keys: Iterable[str] | None = None) -> list[dict[str, Any]]:

@@ -3,8 +3,10 @@
 Endpoints are plain (sync) functions: Starlette runs them in its thread pool, so the numpy
 work of a large series never blocks the event loop, and :class:`StoreReader` gives each
 thread its own SQLite connection. Every error a request can cause is answered with a 4xx
-and ``{"error": message}``; the OpenAPI schema is generated from the docstrings below the
-``---`` line of each endpoint.
+and ``{"error": message}``; a store that cannot be read with a 503 (locked, newer layout) or a
+500 (a damaged file: the message names it and ``seetrain doctor``), in the same JSON, which the
+page shows. The OpenAPI schema is generated from the docstrings below the ``---`` line of each
+endpoint.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from starlette.staticfiles import StaticFiles
 
 from .._version import __version__
 from ..store.reader import StoreReader
-from ..store.schema import StoreError, StoreNotFoundError, resolve_dir
+from ..store.schema import DB_NAME, StoreCorruptError, StoreError, StoreNotFoundError, resolve_dir
 from . import _queries as q
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
@@ -77,7 +79,12 @@ class _Store:
 
     @property
     def exists(self) -> bool:
-        return self._reader is not None or os.path.isfile(os.path.join(self.directory, "seetrain.db"))
+        if self._reader is not None:
+            return True
+        try:  # an empty file is no store yet: the run creating it fills it
+            return os.stat(os.path.join(self.directory, DB_NAME)).st_size > 0
+        except OSError:
+            return False
 
     @property
     def reader(self) -> StoreReader:
@@ -276,8 +283,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _store_error(request: Request, exc: Exception) -> Response:
-    # an unreadable store (newer schema, corrupt file) is the server's condition, not a bug
-    return _error(503, str(exc))
+    # a damaged file is a 500 that says what to run; an unreadable store otherwise (locked,
+    # newer layout) is the server's passing condition, not a bug
+    return _error(500 if isinstance(exc, StoreCorruptError) else 503, str(exc))
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    # a bug: still JSON with a message for the page (the traceback goes to the server's log)
+    return _error(500, f"internal error of the dashboard: {type(exc).__name__}: {exc}")
 
 
 def create_app(dir: str | os.PathLike | None = None) -> Starlette:
@@ -310,6 +323,7 @@ def create_app(dir: str | os.PathLike | None = None) -> Starlette:
             q.NotFound: _not_found,
             HTTPException: _http_error,
             StoreError: _store_error,
+            Exception: _internal_error,
         },
     )
     app.state.store = _Store(dir)

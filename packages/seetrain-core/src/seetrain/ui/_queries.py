@@ -168,9 +168,10 @@ class SeriesCache:
     def scalars(self, reader: StoreReader, run_id: str, key: str, step_min: int | None, step_max: int | None):
         import numpy as np
 
-        row = reader.conn.execute(
+        rows = reader.query(
             "SELECT COUNT(c.id), MAX(c.id), SUM(c.n) FROM keys k JOIN scalar_chunks c ON c.key_id = k.id"
-            " WHERE k.run_id = ? AND k.key = ? AND k.kind = 'scalar'", (run_id, key)).fetchone()
+            " WHERE k.run_id = ? AND k.key = ? AND k.kind = 'scalar'", (run_id, key))
+        row = rows[0] if rows else None
         if not row or not row[0] or row[2] < self.MIN_POINTS:
             return reader.scalars(run_id, key, step_min=step_min, step_max=step_max)
         ident, version = (reader.directory, run_id, key), (row[0], row[1])
