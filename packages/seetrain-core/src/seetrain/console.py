@@ -25,6 +25,11 @@ class ConsoleSummary:
         seen[0].update(data)
         seen[1] += 1
 
+    def log_event(self, run: Any, step: int, keys: tuple, values: tuple, timestamp: float,
+                  has_media: bool) -> None:
+        """The dispatcher's fast path for ``on_log``: the same, without a mapping."""
+        self.on_log(run, keys)
+
     @hookimpl(trylast=True)
     def on_finish(self, run: Any, status: str, error: str | None) -> None:
         keys, calls = self._seen.pop(run.id, (set(), 0))

@@ -44,6 +44,8 @@ INIT, CONFIG, LOG, FINISH, BARRIER, CALL, STOP = range(7)
 
 #: seconds between two flushes of the store, whatever the load
 FLUSH_INTERVAL = 0.25
+#: events after which the store is flushed sooner (keeps each flush short)
+FLUSH_EVENTS = 8192
 #: queue length at which the caller wakes the dispatcher early
 HIGH_WATER = 1_000
 #: queue length at which the caller waits for the dispatcher (back-pressure) ...
@@ -54,14 +56,18 @@ LOW_WATER = MAX_QUEUE // 2
 PLUGIN_QUEUE = int(os.environ.get("SEETRAIN_PLUGIN_QUEUE", "10000"))
 #: seconds a plugin may spend in one call before it counts as hung (a barrier stops waiting)
 PLUGIN_STUCK_AFTER = float(os.environ.get("SEETRAIN_PLUGIN_TIMEOUT", "10"))
-#: events between two yields of the GIL on the dispatcher thread
+#: events between two looks at the clock on the dispatcher thread
 SLICE = 16
+#: seconds of work after which the dispatcher yields the GIL to the training thread (unless
+#: that thread waits in back-pressure, when yielding would only slow the drain)
+YIELD_EVERY = float(os.environ.get("SEETRAIN_YIELD_EVERY", "0.0003"))
 
 #: the hook of each event kind, and where each hook argument sits in the event tuple
 _HOOKS = {
     INIT: ("on_init", {"run": 1}),
     CONFIG: ("on_config", {"run": 1, "config": 2, "changed": 3}),
-    # (LOG, run, step, data, timestamp, has_media): has_media is for the store alone
+    # queued as (LOG, run slot, step, keys, values, timestamp, has_media); plugins get
+    # (LOG, run, step, data, timestamp)
     LOG: ("on_log", {"run": 1, "step": 2, "data": 3, "timestamp": 4}),
     FINISH: ("on_finish", {"run": 1, "status": 2, "error": 3}),
 }
@@ -190,9 +196,16 @@ class Dispatcher:
         self._flushers: list[tuple[str, Any]] = []
         self._store: Any = None
         #: the store's fast path for LOG events (the event tuple as queued)
-        self._store_log: Any = None
+        self._fast_log: list = []
         #: set by the dispatcher when a caller in back-pressure may go on
         self._room = threading.Event()
+        #: run handles by slot (LOG events carry the slot, see Run._slot)
+        self._runs: dict[int, Any] = {}
+        self._next_slot = 0
+        #: how many times a caller waited for the queue to drain (benchmarks read it)
+        self.backpressure_waits = 0
+        #: callers waiting in back-pressure right now
+        self._pressed = 0
         self._lanes: dict[int, _Lane] = {}  # id(plugin) -> lane
         #: lanes that take each kind of event
         self._routes: dict[int, list[_Lane]] = {}
@@ -203,12 +216,29 @@ class Dispatcher:
         self._waiting: list[_Barrier] = []
 
     # -- caller side (any thread) -------------------------------------------------------
+    def register_run(self, run: Any) -> int:
+        """A slot for a run handle: what its LOG events carry. A queued event then holds
+        only untracked objects (ints, floats, a dict of floats), which the garbage collector
+        stops following after one look, so a full queue does not slow its collections (they
+        run in the training thread)."""
+        with self._lock:
+            self._next_slot += 1
+            slot = self._next_slot
+        self._runs[slot] = run
+        return slot
+
+    def forget_run(self, run: Any) -> None:
+        """Drop a handle's slot once the events queued before now are delivered."""
+        self.submit((CALL, run, lambda: self._runs.pop(run._slot, None)))
+
     def submit(self, event: tuple) -> None:
         """Queue an event. Cheap: one deque append on the common path."""
         queue = self._queue
         queue.append(event)
         if len(queue) >= HIGH_WATER:
-            self._wake.set()
+            wake = self._wake
+            if not wake.is_set():
+                wake.set()
             if len(queue) >= MAX_QUEUE:
                 self._backpressure()
         if self._thread is None:
@@ -219,10 +249,15 @@ class Dispatcher:
         if thread is None or threading.current_thread() is thread:
             return
         room = self._room
-        while len(self._queue) > LOW_WATER and thread.is_alive():
-            room.clear()
-            self._wake.set()
-            room.wait(0.05)
+        self.backpressure_waits += 1
+        self._pressed += 1
+        try:
+            while len(self._queue) > LOW_WATER and thread.is_alive():
+                room.clear()
+                self._wake.set()
+                room.wait(0.05)
+        finally:
+            self._pressed -= 1
 
     def barrier(self, timeout: float | None) -> bool:
         """Wait until every event queued before this call is in the store and delivered to
@@ -286,6 +321,8 @@ class Dispatcher:
         n = 0
         if self._signature is None:
             self._refresh()
+        yield_at = monotonic() + YIELD_EVERY
+        since_flush = 0
         while queue:
             try:
                 event = popleft()
@@ -298,12 +335,19 @@ class Dispatcher:
             n += 1
             if n >= SLICE:
                 n = 0
+                since_flush += SLICE
                 if len(queue) <= LOW_WATER:
                     self._room.set()
-                self._wake_lanes()
-                sleep(0)  # let the training thread have the GIL
-                if monotonic() - self._last_flush >= FLUSH_INTERVAL:
+                now = monotonic()
+                flush = since_flush >= FLUSH_EVENTS or now - self._last_flush >= FLUSH_INTERVAL
+                if now >= yield_at or flush:
+                    self._wake_lanes()
+                    if not self._pressed:
+                        sleep(0)  # let the training thread have the GIL (CPython: 5 ms otherwise)
+                    yield_at = monotonic() + YIELD_EVERY
+                if flush:
                     self._flush()
+                    since_flush = 0
         self._room.set()
         self._wake_lanes()
         self._flush()
@@ -355,6 +399,7 @@ class Dispatcher:
             return
         self._signature = signature
         inline: dict[int, list] = {}
+        fast_log: list = []
         lane_calls: dict[int, dict[int, list]] = {}
         owners: dict[int, tuple[str, Any]] = {}
         for kind, (hook_name, _) in _HOOKS.items():
@@ -367,8 +412,11 @@ class Dispatcher:
                     function = _traced(hook_name, impl.plugin_name, function)
                 getter = _getter(kind, tuple(impl.argnames))
                 if getattr(impl.plugin, "seetrain_inline", False):
-                    if kind == LOG and callable(getattr(impl.plugin, "log_event", None)) and not self._tracing:
-                        continue  # the store's fast path (below)
+                    log_event = getattr(impl.plugin, "log_event", None)
+                    if kind == LOG and callable(log_event) and not self._tracing:
+                        # a built-in's fast path: the step as queued, no mapping built
+                        fast_log.append((log_event, impl.plugin_name))
+                        continue
                     inline.setdefault(kind, []).append((function, getter, impl.plugin_name))
                 else:
                     owners[id(impl.plugin)] = (impl.plugin_name, impl.plugin)
@@ -405,31 +453,40 @@ class Dispatcher:
         self._log_lanes = self._routes.get(LOG, [])
         self._flushers = flushers
         self._store = store
-        log_event = getattr(store, "log_event", None)
-        self._store_log = log_event if callable(log_event) and not self._tracing else None
+        self._fast_log = fast_log
 
     def _process(self, event: tuple) -> None:
         kind = event[0]
         if kind == LOG:
-            run = event[1]
-            if event[5]:  # media: wait for its encoding (started at log())
-                self._encode_and_count(run, event[3], run.counts)
+            run = self._runs.get(event[1])
+            if run is None:  # pragma: no cover - a handle forgotten with events still queued
+                return
+            # queued: (LOG, slot, step, keys, values, timestamp, has_media)
+            _, _, step, keys, values, ts, has_media = event
+            data = None
+            if has_media:  # wait for the encoding of the media (started at log())
+                data = dict(zip(keys, values))
+                self._encode_and_count(run, data, run.counts)
+                keys, values = tuple(data), tuple(data.values())
             else:
                 counts = run.counts
-                counts["scalar"] = counts.get("scalar", 0) + len(event[3])
-            store_log = self._store_log
-            if store_log is not None:
+                counts["scalar"] = counts.get("scalar", 0) + len(keys)
+            for log_event, name in self._fast_log:  # the store first: the write-ahead log
                 try:
-                    store_log(event)
-                except Exception as exc:
-                    errors.record_failure("seetrain.store", "on_log", exc)
-            for function, getter, name in self._inline_log:
-                try:
-                    function(*getter(event))
+                    log_event(run, step, keys, values, ts, has_media)
                 except Exception as exc:
                     errors.record_failure(name, "on_log", exc)
-            for lane in self._log_lanes:
-                lane.put_log(event)
+            if self._inline_log or self._log_lanes:
+                if data is None:
+                    data = dict(zip(keys, values))
+                full = (LOG, run, step, data, ts)
+                for function, getter, name in self._inline_log:
+                    try:
+                        function(*getter(full))
+                    except Exception as exc:
+                        errors.record_failure(name, "on_log", exc)
+                for lane in self._log_lanes:
+                    lane.put_log(full)
             return
         if kind == BARRIER:
             barrier = event[2]
@@ -452,6 +509,7 @@ class Dispatcher:
             return
         self._refresh()  # an adapter may have registered its plugin just before on_init
         if kind == FINISH:
+            self._runs.pop(getattr(event[1], "_slot", None), None)
             self._flush()
         for function, getter, name in self._inline.get(kind, ()):
             try:

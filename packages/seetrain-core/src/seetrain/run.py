@@ -95,6 +95,9 @@ class Run:
         #: the run's row was written by init() itself (readers see it at once)
         self._recorded = False
         self._dispatcher = None if self._disabled else get_dispatcher()
+        #: the handle's number in the dispatcher: LOG events carry it instead of the Run, so
+        #: that queued events hold no reference the garbage collector must follow
+        self._slot = 0 if self._disabled else self._dispatcher.register_run(self)
         self.config = Config(on_change=None if self._disabled else self._config_changed)
         self.summary = Config(on_change=None if self._disabled else self._summary_changed)
 
@@ -144,7 +147,9 @@ class Run:
             step = _check_step(step)
         if step > self._step:
             self._step = step
-        self._dispatcher.submit((LOG, self, step, flat, time.time(), media))
+        # keys and values as two tuples, not the dict: a queued event then holds only
+        # objects the garbage collector stops following (see Dispatcher.register_run)
+        self._dispatcher.submit((LOG, self._slot, step, tuple(flat), tuple(flat.values()), time.time(), media))
 
     # -- config / summary / files -------------------------------------------------------
     def _config_changed(self, snapshot: dict, changed: dict) -> None:
@@ -213,6 +218,7 @@ class Run:
         if self.attached or os.getpid() != self._pid:
             # the owner ends the run (a forked child never ends its parent's run); this
             # handle only delivers what it logged
+            self._dispatcher.forget_run(self)
             self._dispatcher.barrier(budget)
             return
         self.status = status

@@ -44,14 +44,14 @@ class LocalStoreSink:
     def on_log(self, run: Any, step: int, data: Mapping[str, Any], timestamp: float) -> None:
         self.writer(run.dir).add(run, step, data, timestamp)
 
-    def log_event(self, event: tuple) -> None:
-        """The dispatcher's fast path for ``on_log``: the event tuple
-        ``(LOG, run, step, data, timestamp, has_media)`` as it was queued."""
-        run = event[1]
+    def log_event(self, run: Any, step: int, keys: tuple, values: tuple, timestamp: float,
+                  has_media: bool) -> None:
+        """The dispatcher's fast path for ``on_log`` (built-ins only): the step as the
+        caller queued it, keys and values apart, no mapping built."""
         writer = self._writers.get(run.dir)
         if writer is None:
             writer = self.writer(run.dir)
-        writer.add(run, event[2], event[3], event[4], event[5])
+        writer.add_columns(run, step, keys, values, timestamp, has_media)
 
     @hookimpl(tryfirst=True)
     def on_finish(self, run: Any, status: str, error: str | None) -> None:

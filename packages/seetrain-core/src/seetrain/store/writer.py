@@ -82,10 +82,11 @@ def is_transient(exc: BaseException) -> bool:
 class _Block:
     """Consecutive steps of one run that logged the same scalar keys, packed."""
 
-    __slots__ = ("keys", "steps", "times", "vals")
+    __slots__ = ("keys", "steps", "times", "vals", "lo", "hi")
 
-    def __init__(self, keys: tuple) -> None:
+    def __init__(self, keys: tuple, step: int) -> None:
         self.keys = keys
+        self.lo = self.hi = step  # kept as steps arrive: no scan of the block at flush
         self.steps = array("q")
         self.times = array("d")
         self.vals = array("d")  # row-major: len(steps) * len(keys)
@@ -235,34 +236,44 @@ class StoreWriter:
         return ok
 
     # -- values -------------------------------------------------------------------------
-    def add(self, run: Any, step: int, data: dict, ts: float, has_media: bool = True) -> None:
-        """Buffer one logged step (``has_media=False``: every value is a float, known by
-        the caller)."""
+    def add(self, run: Any, step: int, data: dict, ts: float) -> None:
+        """Buffer one logged step given as a mapping."""
+        self.add_columns(run, step, tuple(data), tuple(data.values()), ts, True)
+
+    def add_columns(self, run: Any, step: int, keys: tuple, values: tuple, ts: float,
+                    has_media: bool) -> None:
+        """Buffer one logged step given as its keys and values (``has_media=False``: every
+        value is a float, known by the caller). O(1): appended to the run's current block."""
         buf = self._buffers.get(run.id)
         if buf is None:
             buf = self._buffers[run.id] = _RunBuffer(run)
         if self.lost:
-            self._count_dropped(run, len(data))
+            self._count_dropped(run, len(keys))
             return
-        scalars = data
         if has_media:
-            for value in data.values():
-                if type(value) is not float:  # a step with media: split it (rare, off the fast path)
-                    scalars = {k: v for k, v in data.items() if type(v) is float}
-                    for k, v in data.items():
-                        if type(v) is not float:
-                            self._add_media(run, buf, step, k, v, ts)
-                    break
-        if scalars:
-            keys = tuple(scalars)
+            scalar_keys, scalar_values = [], []
+            for k, v in zip(keys, values):
+                if type(v) is float:
+                    scalar_keys.append(k)
+                    scalar_values.append(v)
+                else:
+                    self._add_media(run, buf, step, k, v, ts)
+            keys, values = tuple(scalar_keys), scalar_values
+        if keys:
             blocks = buf.blocks
             block = blocks[-1] if blocks else None
             if block is None or block.keys != keys:
-                block = _Block(keys)
+                block = _Block(keys, step)
+                block.steps.append(step)
+                block.steps.pop()  # an int64 overflow raises here, before the block is kept
                 blocks.append(block)
-            block.steps.append(step)
+            block.steps.append(step)  # first: an int64 overflow leaves the block as it was
+            if step > block.hi:
+                block.hi = step
+            elif step < block.lo:
+                block.lo = step
             block.times.append(ts)
-            block.vals.extend(scalars.values())
+            block.vals.extend(values)
         if buf.last_step is None or step > buf.last_step:
             buf.last_step = step
 
@@ -379,7 +390,7 @@ class StoreWriter:
             if not n:
                 continue
             steps_b, times_b = _le(block.steps), _le(block.times)
-            lo, hi = min(block.steps), max(block.steps)
+            lo, hi = block.lo, block.hi
             width = len(block.keys)
             vals = block.vals
             for column, key in enumerate(block.keys):
