@@ -24,6 +24,7 @@ import time
 import pytest
 
 import seetrain
+from seetrain.store.reader import StoreReader
 from core_helpers import run_python
 
 
@@ -75,7 +76,7 @@ def test_a_maximal_producer_is_never_more_than_a_second_ahead_of_the_store(tmp_p
     assert len(lags) > 10 and max(lags) < 1.0, f"the store lagged up to {max(lags):.1f} s behind"
     [run] = seetrain.Api().runs("max")
     assert run.status == "crashed"
-    steps, values, _times = seetrain.store.reader.StoreReader(_isolated_store).scalars(run.id, "t")
+    steps, values, _times = StoreReader(_isolated_store).scalars(run.id, "t")
     assert len(steps) > 0 and list(steps[:5]) == [0, 1, 2, 3, 4]
     assert (steps[1:] - steps[:-1] == 1).all()  # a prefix, nothing missing in between
     # what was logged more than one second before the kill is stored
@@ -358,7 +359,7 @@ def test_media_files_are_unique_across_processes(_isolated_store):
     owner.finish()
     from PIL import Image as PILImage
 
-    media = seetrain.store.reader.StoreReader(_isolated_store).media(owner.id, "img")
+    media = StoreReader(_isolated_store).media(owner.id, "img")
     assert len(media) == 5
     assert len({m["path"] for m in media}) == 5
     assert sorted(int(np.asarray(PILImage.open(m["path"]))[0, 0]) for m in media) == [0, 40, 80, 120, 160]
@@ -420,7 +421,7 @@ def test_images_are_encoded_off_the_callers_thread_and_read_back_exactly(_isolat
     run.log({key: seetrain.Image(arr) for key, arr in arrays.items()}, step=0)
     run.finish()
     assert threads and all(name.startswith("seetrain-media") for name in threads)
-    reader = seetrain.store.reader.StoreReader(_isolated_store)
+    reader = StoreReader(_isolated_store)
     for key, arr in arrays.items():
         [item] = reader.media(run.id, key)
         assert np.array_equal(np.asarray(PILImage.open(item["path"])), arr), key

@@ -25,7 +25,6 @@ plugin, so that wait is bounded by the store's speed alone.
 
 from __future__ import annotations
 
-import logging
 import operator
 import os
 import sys
@@ -35,10 +34,9 @@ from collections import deque
 from typing import Any
 
 from . import errors
+from .errors import log
 
 __all__ = ["Dispatcher", "get_dispatcher"]
-
-log = logging.getLogger("seetrain")
 
 INIT, CONFIG, LOG, FINISH, BARRIER, CALL, STOP = range(7)
 

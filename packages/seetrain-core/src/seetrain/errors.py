@@ -15,7 +15,6 @@ encoded, an adapter callback that breaks) is recorded here too, and logged once.
 from __future__ import annotations
 
 import functools as _functools
-import logging
 import threading
 import time
 from typing import Any, Callable, TypeVar
@@ -31,7 +30,19 @@ __all__ = [
     "SeeTrainError",
 ]
 
-log = logging.getLogger("seetrain")
+class _Logger:
+    """The ``seetrain`` logger, looked up when first used: ``logging`` is imported only when
+    there is something to say, which keeps it off the path of ``seetrain.init()``."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        import logging
+
+        return getattr(logging.getLogger("seetrain"), name)
+
+
+log = _Logger()
 
 
 def _inspect():

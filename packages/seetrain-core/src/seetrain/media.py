@@ -19,8 +19,8 @@ import threading
 import zlib
 from typing import Any
 
-#: zlib level of PNG files: 1 is several times faster than the default 6, for files that are
-#: a few per cent larger on photographs and curves
+#: zlib level of the PNG files Pillow writes: 1 is several times faster than the default 6,
+#: for files a few per cent larger
 PNG_COMPRESS_LEVEL = 1
 #: raw bytes of media waiting to be encoded, past which log() waits
 INFLIGHT_BYTES = int(float(os.environ.get("SEETRAIN_MEDIA_INFLIGHT_MB", "256")) * 1024 * 1024)
@@ -55,10 +55,11 @@ def encode_png(arr: Any) -> bytes:
     """PNG bytes of a ``uint8`` array of shape ``HxW`` (grey), ``HxWx2`` (grey + alpha),
     ``HxWx3`` (RGB) or ``HxWx4`` (RGBA).
 
-    Every row uses the PNG "Up" filter (computed with numpy), and the data is compressed by
-    :func:`zlib.compress`, which releases the GIL: several images encode in parallel, and
-    the training thread keeps the interpreter. Pillow writes the same files, but holds the
-    GIL while it compresses.
+    Every row uses the PNG "Up" filter (computed with numpy), and the data is deflated with
+    zlib's run-length strategy (``Z_RLE``, what libpng suggests for speed: 2-3 times faster
+    than level 1 and, on filtered image rows, smaller). zlib releases the GIL while it
+    compresses: several images encode in parallel, and the training thread keeps the
+    interpreter. Pillow writes the same files, but holds the GIL while it compresses.
     """
     import numpy as np
 
@@ -75,8 +76,9 @@ def encode_png(arr: Any) -> bytes:
         return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(body, zlib.crc32(tag)))
 
     header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(raw, PNG_COMPRESS_LEVEL)) + chunk(b"IEND", b""))
+    deflate = zlib.compressobj(6, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    body = deflate.compress(raw) + deflate.flush()
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
 
 __all__ = ["Image", "Audio", "Text", "Media"]
 

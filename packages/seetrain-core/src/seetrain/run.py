@@ -8,7 +8,6 @@ dispatcher; it never runs plugin code, touches disk or the network.
 from __future__ import annotations
 
 import atexit
-import logging
 import numbers
 import operator
 import os
@@ -24,7 +23,7 @@ from .media import Media, Text
 
 __all__ = ["Run", "init", "attach", "log", "finish", "active_run", "STATUSES"]
 
-log_ = logging.getLogger("seetrain")
+from .errors import log as log_  # noqa: E402
 
 #: the statuses a run can end with
 STATUSES = ("finished", "crashed", "interrupted")
@@ -95,6 +94,7 @@ class Run:
         #: the run's row was written by init() itself (readers see it at once)
         self._recorded = False
         self._dispatcher = None if self._disabled else get_dispatcher()
+        self._keys: tuple = ()
         #: the handle's number in the dispatcher: LOG events carry it instead of the Run, so
         #: that queued events hold no reference the garbage collector must follow
         self._slot = 0 if self._disabled else self._dispatcher.register_run(self)
@@ -135,21 +135,42 @@ class Run:
             return
         if self._done:
             raise RuntimeError(f"seetrain: run {self.id} is finished; start a new one with seetrain.init()")
-        if type(data) is not dict and not isinstance(data, Mapping):
+        values = None
+        if type(data) is dict:
+            # the common case, a flat dict of floats: validated without building a copy
+            values = tuple(data.values())
+            for value in values:
+                if type(value) is not float:
+                    values = None
+                    break
+            else:
+                keys = tuple(data)
+                for key in keys:
+                    if type(key) is not str or not key:
+                        values = None
+                        break
+            media = False
+        elif not isinstance(data, Mapping):
             raise TypeError(f"seetrain.log: expected a mapping of names to values, got {type(data).__name__}")
-        flat: dict[str, Any] = {}
-        media = _flatten(data, "", flat)
-        if not flat:
+        if values is None:
+            flat: dict[str, Any] = {}
+            media = _flatten(data, "", flat)
+            keys, values = tuple(flat), tuple(flat.values())
+        if not keys:
             return
+        if keys != self._keys:
+            self._keys = keys
+        else:
+            keys = self._keys  # the same keys as last time: share one tuple
         if step is None:
             step = self._step + 1
         else:
             step = _check_step(step)
         if step > self._step:
             self._step = step
-        # keys and values as two tuples, not the dict: a queued event then holds only
-        # objects the garbage collector stops following (see Dispatcher.register_run)
-        self._dispatcher.submit((LOG, self._slot, step, tuple(flat), tuple(flat.values()), time.time(), media))
+        # keys and values as two tuples, not a dict, and the run as a number: a queued event
+        # holds only objects the garbage collector stops following (Dispatcher.register_run)
+        self._dispatcher.submit((LOG, self._slot, step, keys, values, time.time(), media))
 
     # -- config / summary / files -------------------------------------------------------
     def _config_changed(self, snapshot: dict, changed: dict) -> None:

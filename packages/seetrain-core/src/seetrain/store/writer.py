@@ -23,7 +23,6 @@ not:
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sqlite3
 import sys
@@ -35,7 +34,7 @@ from .. import errors
 from ..media import Media, Text
 from .schema import DB_NAME, HEARTBEAT_EVERY, MEDIA_DIR, connect
 
-log = logging.getLogger("seetrain")
+from ..errors import log  # noqa: E402
 
 #: the name statistics and warnings of the local store are recorded under
 STORE = "seetrain.store"
