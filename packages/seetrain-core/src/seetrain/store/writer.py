@@ -83,9 +83,11 @@ class _Block:
 
     __slots__ = ("keys", "steps", "times", "vals", "lo", "hi")
 
-    def __init__(self, keys: tuple, step: int) -> None:
+    def __init__(self, keys: tuple) -> None:
         self.keys = keys
-        self.lo = self.hi = step  # kept as steps arrive: no scan of the block at flush
+        # the step range, kept as steps arrive: no scan of the block at flush
+        self.lo = 2**63
+        self.hi = -1
         self.steps = array("q")
         self.times = array("d")
         self.vals = array("d")  # row-major: len(steps) * len(keys)
@@ -262,14 +264,12 @@ class StoreWriter:
             blocks = buf.blocks
             block = blocks[-1] if blocks else None
             if block is None or block.keys != keys:
-                block = _Block(keys, step)
-                block.steps.append(step)
-                block.steps.pop()  # an int64 overflow raises here, before the block is kept
+                block = _Block(keys)
                 blocks.append(block)
             block.steps.append(step)  # first: an int64 overflow leaves the block as it was
             if step > block.hi:
                 block.hi = step
-            elif step < block.lo:
+            if step < block.lo:
                 block.lo = step
             block.times.append(ts)
             block.vals.extend(values)
@@ -343,14 +343,15 @@ class StoreWriter:
             return
         dropped = 0
         while total > MAX_PENDING_BYTES:
-            oldest = max((buf for buf in self._buffers.values() if buf.blocks),
-                         key=lambda b: sum(x.nbytes() for x in b.blocks), default=None)
-            if oldest is None:
+            # the run holding the most, its oldest block
+            largest = max((buf for buf in self._buffers.values() if buf.blocks),
+                          key=lambda b: sum(x.nbytes() for x in b.blocks), default=None)
+            if largest is None:
                 break
-            block = oldest.blocks.pop(0)
+            block = largest.blocks.pop(0)
             total -= block.nbytes()
             dropped += len(block.vals)
-            self._count_dropped(oldest.run, len(block.vals))
+            self._count_dropped(largest.run, len(block.vals))
         if not self._pending_warned:
             self._pending_warned = True
             log.warning(
@@ -416,7 +417,7 @@ class StoreWriter:
         keeps everything for the next flush; a failure of one run's batch drops that batch
         (counted) and writes the others."""
         if self.lost or not self._check_identity_cheap():
-            return not self.lost and not self._has_pending()
+            return True  # nothing can be written any more, and nothing is kept to wait for
         now = time.time()
         dirty = [(run_id, buf) for run_id, buf in self._buffers.items()
                  if buf.blocks or buf.media or buf.last_step is not None]
@@ -424,6 +425,8 @@ class StoreWriter:
         if not dirty and not self._ops and not beat:
             return True
         if self.conn is None and not self._open():
+            if self.lost:
+                return True
             self._bound_pending()
             return False
         conn = self.conn
@@ -470,8 +473,13 @@ class StoreWriter:
                 except sqlite3.Error:
                     pass  # SQLite may have rolled back already (disk full, I/O error)
             if not self._check_identity():
-                return False
+                return True
             self._failed(exc)
+            for buf in self._buffers.values():
+                if buf.blocks and len(buf.blocks[-1].steps):
+                    # later steps go to a new block: the pending bound drops the oldest
+                    # blocks, a flush's worth at a time
+                    buf.blocks.append(_Block(buf.blocks[-1].keys))
             self._bound_pending()
             return False
         # committed: what was written leaves memory, the new key ids become known
@@ -494,9 +502,6 @@ class StoreWriter:
         if self._identity is None:
             return True  # not opened yet: _open decides
         return self._check_identity()
-
-    def _has_pending(self) -> bool:
-        return bool(self._ops) or any(buf.blocks or buf.media for buf in self._buffers.values())
 
     def close(self) -> None:
         try:
