@@ -410,6 +410,23 @@ class StoreWriter:
                 "UPDATE runs SET last_step = MAX(COALESCE(last_step, -1), ?), heartbeat_at = ? WHERE id = ?",
                 (buf.last_step, now, run_id))
 
+    def _confined(self, work: Any, *args: Any) -> BaseException | None:
+        """Run ``work(*args)`` inside a savepoint of the open transaction: a failure of the
+        database itself is raised (the whole flush is retried later); any other failure is
+        rolled back to the savepoint and returned, the transaction going on without it."""
+        conn = self.conn
+        conn.execute("SAVEPOINT confined")
+        try:
+            work(*args)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            conn.execute("ROLLBACK TO confined")
+            conn.execute("RELEASE confined")
+            return exc
+        conn.execute("RELEASE confined")
+        return None
+
     def flush(self) -> bool:
         """Write everything pending in one transaction, and the heartbeats when due.
 
@@ -434,30 +451,16 @@ class StoreWriter:
         ops = self._ops
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for sql, params, run_id in ops:
-                try:
-                    conn.execute("SAVEPOINT op")
-                    conn.execute(sql, params)
-                    conn.execute("RELEASE op")
-                except Exception as exc:
-                    if is_transient(exc):
-                        raise
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
+            for sql, params, _run_id in ops:
+                exc = self._confined(conn.execute, sql, params)
+                if exc is not None:
                     errors.record_failure(STORE, "write run", exc)
             for run_id, buf in dirty:
                 batch_ids: dict = {}
-                try:
-                    conn.execute("SAVEPOINT batch")
-                    self._write_batch(run_id, buf, now, batch_ids)
-                    conn.execute("RELEASE batch")
+                exc = self._confined(self._write_batch, run_id, buf, now, batch_ids)
+                if exc is None:
                     new_ids.update(batch_ids)
-                except Exception as exc:
-                    if is_transient(exc):
-                        raise
-                    # confined to this batch: the other runs' batches are written
-                    conn.execute("ROLLBACK TO batch")
-                    conn.execute("RELEASE batch")
+                else:  # confined to this batch: the other runs' batches are written
                     errors.record_failure(STORE, "write batch", exc)
                     log.warning("seetrain: a batch of run %s could not be stored (%s: %s); it is dropped, "
                                 "the run's other values are kept", run_id, type(exc).__name__, exc)
