@@ -1,5 +1,6 @@
 """The ``seetrain`` command line: ``ls``, ``show``, ``export``, ``ui``, ``doctor``, ``adapters``,
-``--version``.
+``--version``, and the commands installed distributions add through the entry-point group
+``seetrain.commands`` (``seetrain server``, from ``seetrain[server]``).
 
 Errors a user can cause (an unknown run, a missing store, a damaged store) print one line on
 stderr and exit with status 1, without a traceback.
@@ -259,7 +260,53 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("adapters", help="list installed adapters and whether their framework is usable")
     p.set_defaults(func=cmd_adapters)
+    _add_installed_commands(sub)
     return parser
+
+
+#: the entry-point group through which other distributions add commands (``seetrain server``)
+COMMANDS_GROUP = "seetrain.commands"
+#: commands of optional distributions, and the extra that brings each
+OPTIONAL_COMMANDS = {"server": ("the team server", "seetrain[server]")}
+
+
+def _add_installed_commands(sub: argparse._SubParsersAction) -> None:
+    """Let each installed ``seetrain.commands`` entry point add its command (``register(sub)``);
+    an optional command that is not installed (or fails to load) gets a stub that says how to
+    install it. Read here, not at import, so ``import seetrain`` pays nothing for it."""
+    from importlib.metadata import entry_points
+
+    problems: dict[str, str] = {}
+    for ep in entry_points(group=COMMANDS_GROUP):
+        if ep.name in sub.choices:  # never let a plugin replace a built-in command
+            continue
+        try:
+            ep.load()(sub)
+        except Exception as exc:  # a broken plugin must not break the whole CLI
+            problems[ep.name] = f"{type(exc).__name__}: {exc}"
+            if ep.name not in OPTIONAL_COMMANDS:
+                print(f"seetrain: warning: the command {ep.name!r} ({ep.value}) failed to load: "
+                      f"{problems[ep.name]}", file=sys.stderr)
+    for name, (what, extra) in OPTIONAL_COMMANDS.items():
+        if name not in sub.choices:
+            _add_missing_command(sub, name, what, extra, problems.get(name))
+
+
+def _add_missing_command(sub: argparse._SubParsersAction, name: str, what: str, extra: str,
+                         problem: str | None) -> None:
+    message = f'seetrain: error: {what} needs its extra: pip install "{extra}"'
+    if problem:
+        message += f" (it failed to load: {problem})"
+
+    def missing(args: argparse.Namespace) -> int:
+        print(message, file=sys.stderr)
+        return 1
+
+    # whatever follows (--help, options of the real command) is taken as is, never refused:
+    # the answer is the same one line; no option prefix a user types (prefix_chars)
+    p = sub.add_parser(name, help=f"{what} (needs {extra})", add_help=False, prefix_chars="\x00")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(func=missing)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
