@@ -7,6 +7,10 @@ and ``{"error": message}``; a store that cannot be read with a 503 (locked, newe
 500 (a damaged file: the message names it and ``seetrain doctor``), in the same JSON, which the
 page shows. The OpenAPI schema is generated from the docstrings below the ``---`` line of each
 endpoint.
+
+The same app serves another reader (the team server's, over its database): :func:`create_app`
+takes a ``reader_factory``, a ``media`` callable that returns a media file's bytes, and an
+``auth_check`` that every read endpoint calls with the project it reads.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import json
 import math
 import os
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -98,8 +102,64 @@ class _Store:
         return self._reader
 
 
-def _store(request: Request) -> _Store:
+class _Source:
+    """A reader made by a factory (the team server's), opened on first use."""
+
+    exists = True
+
+    def __init__(self, reader_factory: Callable[[], StoreReader], label: str | None = None) -> None:
+        self._factory = reader_factory
+        self._reader: StoreReader | None = None
+        self._lock = threading.Lock()
+        self._label = label
+
+    @property
+    def reader(self) -> StoreReader:
+        if self._reader is None:
+            with self._lock:
+                if self._reader is None:
+                    self._reader = self._factory()
+        return self._reader
+
+    @property
+    def directory(self) -> str:
+        return self._label if self._label is not None else str(self.reader.directory)
+
+
+#: (request, project or None, role) -> None, raising an HTTPException (401, 403) to refuse.
+#: ``project`` None asks only whether the caller may use the API at all.
+AuthCheck = Callable[[Request, "str | None", str], None]
+#: path of a media file (as the reader's rows name it) -> (bytes, content type), None: no such file
+MediaSource = Callable[[str], "tuple[bytes, str] | None"]
+
+
+def _store(request: Request) -> _Store | _Source:
     return request.app.state.store
+
+
+def _check(request: Request, project: str | None, role: str = "read") -> None:
+    check = request.app.state.auth_check
+    if check is not None:
+        check(request, project, role)
+
+
+def _may_read(request: Request, project: str) -> bool:
+    """Whether the caller may read ``project`` (a 401 still propagates: the page asks for a key)."""
+    try:
+        _check(request, project)
+    except HTTPException as exc:
+        if exc.status_code == 403:
+            return False
+        raise
+    return True
+
+
+def _run_for(request: Request, reader: StoreReader) -> dict[str, Any]:
+    """The run of the path's ``{run}``, once the caller may read its project."""
+    _check(request, None)
+    run = q.resolve_run(reader, request.path_params["run"])
+    _check(request, run["project"])
+    return run
 
 
 def _keys_param(request: Request) -> list[str]:
@@ -123,8 +183,10 @@ def store_info(request: Request) -> Response:
       200:
         description: '{"directory": str, "exists": bool, "version": str}'
     """
+    _check(request, None)
     store = _store(request)
-    return ApiJSON({"directory": store.directory, "exists": store.exists, "version": __version__})
+    return ApiJSON({"directory": store.directory, "exists": store.exists, "version": __version__,
+                    "auth": request.app.state.auth_check is not None})
 
 
 def projects(request: Request) -> Response:
@@ -136,10 +198,12 @@ def projects(request: Request) -> Response:
         description: '{"projects": [{"name": str, "runs": int, "last_run_at": float, "statuses":
           {status: count}}]}; empty while the store does not exist yet'
     """
+    _check(request, None)
     store = _store(request)
     if not store.exists:
         return ApiJSON({"projects": [], "directory": store.directory, "exists": False})
-    return ApiJSON({"projects": q.projects(store.reader), "directory": store.directory, "exists": True})
+    rows = [p for p in q.projects(store.reader) if _may_read(request, p["name"])]
+    return ApiJSON({"projects": rows, "directory": store.directory, "exists": True})
 
 
 def project_runs(request: Request) -> Response:
@@ -154,7 +218,9 @@ def project_runs(request: Request) -> Response:
       404:
         description: No such project
     """
-    return ApiJSON(q.project_runs(_store(request).reader, request.path_params["project"]))
+    project = request.path_params["project"]
+    _check(request, project)  # before looking: a 403 says the same whether the project exists or not
+    return ApiJSON(q.project_runs(_store(request).reader, project))
 
 
 def run_detail(request: Request) -> Response:
@@ -171,7 +237,9 @@ def run_detail(request: Request) -> Response:
       404:
         description: No such run
     """
-    return ApiJSON(q.run_detail(_store(request).reader, request.path_params["run"]))
+    reader = _store(request).reader
+    run = _run_for(request, reader)
+    return ApiJSON(q.run_detail(reader, run["id"]))
 
 
 def run_scalars(request: Request) -> Response:
@@ -201,6 +269,7 @@ def run_scalars(request: Request) -> Response:
         description: No such run or key
     """
     reader = _store(request).reader
+    run = _run_for(request, reader)
     params = request.query_params
     keys = _keys_param(request)
     max_points = q.parse_int("max_points", params.get("max_points"), minimum=2, maximum=q.MAX_MAX_POINTS,
@@ -210,7 +279,6 @@ def run_scalars(request: Request) -> Response:
     since_step = q.parse_int("since_step", params.get("since_step"))
     if step_min is not None and step_max is not None and step_min > step_max:
         raise q.BadRequest(f"bad range: step_min ({step_min}) is greater than step_max ({step_max})")
-    run = q.resolve_run(reader, request.path_params["run"])
     cache = request.app.state.series_cache
     out = {key: q.series(reader, run["id"], key, max_points=max_points, step_min=step_min, step_max=step_max,
                          since_step=since_step, cache=cache) for key in keys}
@@ -235,17 +303,33 @@ def run_media(request: Request) -> Response:
         description: No such run or key
     """
     reader = _store(request).reader
+    run = _run_for(request, reader)
     key = request.query_params.get("key")
     if not key:
         raise q.BadRequest("give the media key: ?key=samples/image")
     step = q.parse_int("step", request.query_params.get("step"))
-    run = q.resolve_run(reader, request.path_params["run"])
     return ApiJSON(q.media_items(reader, run["id"], key, step))
 
 
 def media_file(request: Request) -> Response:
     # a file from the store's media folder only; see _queries.media_file for the checks
     store = _store(request)
+    media = request.app.state.media
+    if media is not None:  # another reader's media (the team server's database or object store)
+        path = request.path_params["path"]
+        _check(request, None)
+        project = getattr(store.reader, "media_project", lambda p: None)(path)
+        if project is None:  # unknown to the reader: the same 404 as a missing file
+            raise q.NotFound(f"no media file {path!r}")
+        _check(request, project)
+        found = media(path)
+        if found is None:
+            raise q.NotFound(f"no media file {path!r}")
+        data, content_type = found
+        # private: the response may depend on the caller's key
+        return Response(data, media_type=content_type,
+                        headers={"Cache-Control": "private, max-age=86400, immutable",
+                                 "X-Content-Type-Options": "nosniff"})
     path = q.media_file(store.directory, request.path_params["path"])
     return FileResponse(path, headers={"Cache-Control": "max-age=86400, immutable",
                                        "X-Content-Type-Options": "nosniff"})
@@ -293,9 +377,24 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return _error(500, f"internal error of the dashboard: {type(exc).__name__}: {exc}")
 
 
-def create_app(dir: str | os.PathLike | None = None) -> Starlette:
+def create_app(dir: str | os.PathLike | None = None, *, reader_factory: Callable[[], StoreReader] | None = None,
+               media: MediaSource | None = None, auth_check: AuthCheck | None = None,
+               label: str | None = None) -> Starlette:
     """The dashboard of the store at ``dir`` (default ``SEETRAIN_DIR`` or ``./seetrain``) as an
     ASGI app. The store may not exist yet: pages show it empty until a run creates it.
+
+    Another reader instead of a store directory (the team server does this):
+
+    - ``reader_factory``: returns a :class:`StoreReader` (or a subclass reading elsewhere);
+      called once, on the first request that reads.
+    - ``media``: ``path -> (bytes, content_type)`` or None, serving ``/media/<path>`` (the
+      ``url`` of the reader's media rows); the reader's ``media_project(path)`` names the
+      project whose read access a file needs.
+    - ``auth_check``: ``(request, project, role)``, raising an ``HTTPException`` (401: no valid
+      key, 403: not allowed) to refuse; called by every read endpoint with the project it reads
+      (``None``: the endpoint reads no project's data). The projects list keeps the projects the
+      caller may read.
+    - ``label``: what the page shows in place of the store directory.
 
     >>> from starlette.testclient import TestClient
     >>> from seetrain.ui import create_app
@@ -326,7 +425,14 @@ def create_app(dir: str | os.PathLike | None = None) -> Starlette:
             Exception: _internal_error,
         },
     )
-    app.state.store = _Store(dir)
+    if reader_factory is not None:
+        if dir is not None:
+            raise TypeError("give a store directory or a reader_factory, not both")
+        app.state.store = _Source(reader_factory, label)
+    else:
+        app.state.store = _Store(dir)
+    app.state.media = media
+    app.state.auth_check = auth_check
     app.state.series_cache = q.SeriesCache()
     app.state.schemas = _DocstringSchema({
         "openapi": "3.0.3",

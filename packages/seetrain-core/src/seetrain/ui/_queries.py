@@ -254,7 +254,8 @@ def media_items(reader: StoreReader, run_id: str, key: str, step: int | None = N
         items.append({
             "step": m["step"], "index": m["index"], "kind": m["kind"], "caption": m["caption"],
             "text": m["text"], "meta": m["meta"], "time": m["time"],
-            "url": media_url(m["relpath"]),
+            # a reader whose media are not files under the store names their URL itself
+            "url": m["url"] if "url" in m else media_url(m["relpath"]),
         })
     kind = rows[0]["kind"] if rows else dict(reader.keys(run_id)).get(key)
     return {"run": run_id, "key": key, "kind": kind, "steps": sorted({m["step"] for m in rows}), "items": items}
