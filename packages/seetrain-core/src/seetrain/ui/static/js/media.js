@@ -1,7 +1,12 @@
 // Image, audio and text panels: one per media key, with a slider over the steps it was logged at.
 
 import {h} from "./dom.js";
-import {api} from "./api.js";
+import {api, mediaSrc} from "./api.js";
+
+// on the team server the file is fetched with the API key and shown from a blob URL
+function setSrc(el, url) {
+  mediaSrc(url).then((src) => { if (src) el.src = src; }).catch(() => { el.dataset.error = "1"; });
+}
 
 const KIND_LABEL = {image: "Images", audio: "Audio", text: "Text"};
 
@@ -74,16 +79,18 @@ export class MediaPanel {
       const m = item.meta || {};
       // small images (a 28x28 digit) are scaled up by a whole factor, pixels kept sharp
       const scale = m.width && m.width < 160 ? Math.ceil(160 / m.width) : 1;
-      return h("figure", {class: "media-item"},
-        h("img", {src: item.url, alt: item.caption || `${this.key} at step ${item.step}`,
-          width: m.width ? m.width * scale : null, height: m.height ? m.height * scale : null, dataset: {step: item.step}}),
-        caption);
+      const img = h("img", {alt: item.caption || `${this.key} at step ${item.step}`,
+        width: m.width ? m.width * scale : null, height: m.height ? m.height * scale : null, dataset: {step: item.step}});
+      setSrc(img, item.url);
+      return h("figure", {class: "media-item"}, img, caption);
     }
     if (item.kind === "audio") {
       const m = item.meta || {};
       const info = m.duration ? `${m.duration.toFixed(2)} s · ${m.sample_rate} Hz` : "";
+      const audio = h("audio", {controls: true, preload: "metadata"});
+      setSrc(audio, item.url);
       return h("figure", {class: "media-item audio"},
-        h("audio", {controls: true, preload: "metadata", src: item.url}),
+        audio,
         h("figcaption", {}, item.caption || "", item.caption && info ? " · " : "", h("span", {class: "muted"}, info)));
     }
     return h("figure", {class: "media-item text"}, h("pre", {class: "text-block"}, item.text || ""), caption);
