@@ -236,14 +236,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise CommandError(f"--media {settings.media_url}: {exc}") from None
         sock = _listen(args.host, args.port)
         port = sock.getsockname()[1]
-        # the socket listens already: whoever reads the URL below may connect at once
-        print(f"seetrain server: serving {_url(args.host, port)} (database {db.describe()}, media "
-              f"{settings.media_url}, authentication {'on' if args.auth else 'off'})", flush=True)
+        # the socket listens already: whoever reads the lines below may connect at once; the
+        # URL line comes last, so a script (or a test) reads up to it and has everything
         if first_key:
             print(f"first admin key, shown once: {first_key}", flush=True)
             print("  (user 'admin', admin on every project: keep it in a password manager; make a key per "
                   "person or machine with `seetrain server key create`"
                   + ("" if args.auth else "; keys are checked once the server runs with --auth") + ")", flush=True)
+        print(f"seetrain server: serving {_url(args.host, port)} (database {db.describe()}, media "
+              f"{settings.media_url}, authentication {'on' if args.auth else 'off'})", flush=True)
         import uvicorn
 
         config = uvicorn.Config(app, log_config=None, access_log=False, server_header=False,
