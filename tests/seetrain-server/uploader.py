@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = args.keys.split(",")
     stored = repeated = 0
     batches = 0
-    for seq, start in enumerate(range(0, args.steps, args.batch_steps), start=1):
+    for seq, start in enumerate(range(0, args.steps, args.batch_steps)):
         if args.gate and batches == args.gate_after:
             open(args.gate + f".{args.run}.reached", "w").close()
             while not os.path.exists(args.gate):
