@@ -216,6 +216,30 @@ def test_a_read_key_reads_its_project_only(database, run_ids):
         assert image.status_code == 200 and image.headers["content-type"].startswith("image/")
 
 
+def test_the_last_values_of_many_runs_are_those_of_each_run(database, local_store, run_ids):
+    import numpy as np
+
+    from seetrain.store.reader import StoreReader
+    from seetrain_server.reader import ServerReader
+
+    ids = list(run_ids.values())
+    local = StoreReader(local_store)
+    try:
+        assert local.last_scalars_many(ids) == {r: local.last_scalars(r) for r in ids}
+    finally:
+        local.close()
+    # a chunk whose steps came out of order: its last step is not its highest
+    key_id = database.query("SELECT id FROM keys WHERE run_id = ? AND key = 'lr'", (run_ids["resnet-a"],))[0][0]
+    database.execute("INSERT INTO scalar_chunks (id, key_id, n, step_min, step_max, steps, vals, ts) "
+                     "VALUES (100000, ?, 2, 65, 70, ?, ?, ?)",
+                     (key_id, np.array([70, 65], "<i8").tobytes(), np.array([1.0, 2.0], "<f8").tobytes(),
+                      np.array([1.0, 2.0], "<f8").tobytes()))
+    reader = ServerReader(database)
+    many = reader.last_scalars_many(ids)
+    assert many == {r: reader.last_scalars(r) for r in ids}
+    assert many[run_ids["resnet-a"]]["lr"] == 1.0
+
+
 def test_the_dashboard_is_mounted_after_the_servers_own_routes(database):
     from starlette.routing import Mount
 
@@ -249,33 +273,43 @@ class _Uvicorn:
         self.sock.close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    # module scope: closed before the next module's own Chromium starts (one sync Playwright at a time)
+def in_chromium(scenario) -> None:
+    """Run ``scenario(page)`` in a fresh headless Chromium, in a thread of its own: Playwright's
+    sync API cannot start where an asyncio loop is set, nor beside the dashboard tests' own
+    session browser, whatever order the tests run in."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"the browser tests need Debian's Chromium at {CHROMIUM}", pytrace=False)
-    from playwright.sync_api import sync_playwright
+    outcome: list[BaseException] = []
 
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        yield b
-        b.close()
+    def main() -> None:
+        from playwright.sync_api import sync_playwright
 
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+                try:
+                    context = browser.new_context(viewport={"width": 1440, "height": 900})
+                    page = context.new_page()
+                    page.set_default_timeout(TIMEOUT_MS)
+                    errors: list[str] = []
+                    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+                    # the 401 that brings the login form and the 403 of a project the key may not
+                    # read are logged by Chromium as failed resources: expected
+                    page.on("console", lambda msg: errors.append(f"console: {msg.text}")
+                            if msg.type == "error" and not any(f"status of {c}" in msg.text for c in (401, 403))
+                            else None)
+                    scenario(page)
+                    assert not errors, errors
+                finally:
+                    browser.close()
+        except BaseException as exc:  # handed to the test's thread
+            outcome.append(exc)
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    pg = context.new_page()
-    pg.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
-    # the 401 that brings the login form and the 403 of a project the key may not read are
-    # logged by Chromium as failed resources: expected
-    pg.on("console", lambda msg: errors.append(f"console: {msg.text}")
-          if msg.type == "error" and not any(f"status of {c}" in msg.text for c in (401, 403)) else None)
-    yield pg
-    context.close()
-    assert not errors, errors
+    thread = threading.Thread(target=main, name="chromium", daemon=True)
+    thread.start()
+    thread.join()
+    if outcome:
+        raise outcome[0]
 
 
 def shot(page, name: str) -> None:
@@ -286,48 +320,52 @@ def shot(page, name: str) -> None:
     page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)
 
 
-def test_in_a_browser_sign_in_then_runs_then_a_run_with_charts_and_media(page, database, run_ids):
+def test_in_a_browser_sign_in_then_runs_then_a_run_with_charts_and_media(database, run_ids):
     auth.create_user(database, "bob")
     key = auth.create_key(database, "bob", "vision", "read")
     app = create_app(Settings(db_url=database.url, auth=True), db=database)
     with _Uvicorn(app) as url:
-        page.goto(url)
-        form = page.locator("form.login")
-        form.wait_for()
-        shot(page, "server-login")
-        # a wrong key: the form comes back and says so
-        page.fill("#login-key", "stk_000000000000_" + "x" * 40)
-        page.click("form.login button[type=submit]")
-        page.locator("form.login .login-problem", has_text="not valid").wait_for()
+        in_chromium(lambda page: _sign_in_scenario(page, url, key, run_ids))
 
-        page.fill("#login-key", key)
-        page.click("form.login button[type=submit]")
-        page.locator("a", has_text="vision").first.wait_for()
-        assert page.evaluate("() => localStorage.getItem('seetrain.apiKey')") == key
-        assert page.locator("text=nlp").count() == 0  # not readable with this key
 
-        page.goto(url + "#/p/vision")
-        page.locator("text=resnet-a").first.wait_for()
-        page.locator("text=resnet-b").first.wait_for()
-        shot(page, "server-runs")
+def _sign_in_scenario(page, url: str, key: str, run_ids: dict[str, str]) -> None:
+    page.goto(url)
+    form = page.locator("form.login")
+    form.wait_for()
+    shot(page, "server-login")
+    # a wrong key: the form comes back and says so
+    page.fill("#login-key", "stk_000000000000_" + "x" * 40)
+    page.click("form.login button[type=submit]")
+    page.locator("form.login .login-problem", has_text="not valid").wait_for()
 
-        page.goto(url + f"#/r/{run_ids['resnet-a']}")
-        page.locator(".chart-card[data-key='train/loss'][data-state='ready']").wait_for()
-        points = page.evaluate("() => { const c = [...window.__seetrain.charts.values()]"
-                               ".find((c) => c.key === 'train/loss'); return c && c.u ? c.u.data[0].length : 0; }")
-        assert points >= 50
-        # the image panel shows a blob fetched with the key
-        img = page.locator(".media-card[data-key='samples/image'] img").first
-        img.wait_for()
-        page.wait_for_function("() => { const i = document.querySelector(\".media-card[data-key='samples/image'] img\");"
-                               " return i && i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0; }")
-        shot(page, "server-run")
+    page.fill("#login-key", key)
+    page.click("form.login button[type=submit]")
+    page.locator("a", has_text="vision").first.wait_for()
+    assert page.evaluate("() => localStorage.getItem('seetrain.apiKey')") == key
+    assert page.locator("text=nlp").count() == 0  # not readable with this key
 
-        # a run of a project the key may not read: the dashboard's error, not the data
-        page.goto(url + f"#/r/{run_ids['bert']}")
-        page.locator(".error-box", has_text="may not read").wait_for()
+    page.goto(url + "#/p/vision")
+    page.locator("text=resnet-a").first.wait_for()
+    page.locator("text=resnet-b").first.wait_for()
+    shot(page, "server-runs")
 
-        # sign out: the form is back
-        page.click("#sign-out")
-        form.wait_for()
-        assert page.evaluate("() => localStorage.getItem('seetrain.apiKey')") is None
+    page.goto(url + f"#/r/{run_ids['resnet-a']}")
+    page.locator(".chart-card[data-key='train/loss'][data-state='ready']").wait_for()
+    points = page.evaluate("() => { const c = [...window.__seetrain.charts.values()]"
+                           ".find((c) => c.key === 'train/loss'); return c && c.u ? c.u.data[0].length : 0; }")
+    assert points >= 50
+    # the image panel shows a blob fetched with the key
+    img = page.locator(".media-card[data-key='samples/image'] img").first
+    img.wait_for()
+    page.wait_for_function("() => { const i = document.querySelector(\".media-card[data-key='samples/image'] img\");"
+                           " return i && i.src.startsWith('blob:') && i.complete && i.naturalWidth > 0; }")
+    shot(page, "server-run")
+
+    # a run of a project the key may not read: the dashboard's error, not the data
+    page.goto(url + f"#/r/{run_ids['bert']}")
+    page.locator(".error-box", has_text="may not read").wait_for()
+
+    # sign out: the form is back
+    page.click("#sign-out")
+    form.wait_for()
+    assert page.evaluate("() => localStorage.getItem('seetrain.apiKey')") is None

@@ -59,9 +59,10 @@ def run_brief(run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def summary(reader: StoreReader, run: dict[str, Any]) -> dict[str, Any]:
-    """Last value of every scalar key, overridden by the run's explicit ``run.summary``."""
-    out: dict[str, Any] = reader.last_scalars(run["id"])
+def summary(reader: StoreReader, run: dict[str, Any], last: dict[str, float] | None = None) -> dict[str, Any]:
+    """Last value of every scalar key (``last``: already read), overridden by the run's
+    explicit ``run.summary``."""
+    out: dict[str, Any] = dict(last) if last is not None else reader.last_scalars(run["id"])
     out.update(run["summary"])
     return out
 
@@ -84,9 +85,10 @@ def project_runs(reader: StoreReader, project: str) -> dict[str, Any]:
         raise NotFound(f"no project {project!r} in the store{hint}")
     runs = []
     metric_keys: set[str] = set()
+    last = reader.last_scalars_many(row["id"] for row in rows)
     for row in rows:
         brief = run_brief(row)
-        brief["summary"] = summary(reader, row)
+        brief["summary"] = summary(reader, row, last[row["id"]])
         metric_keys.update(k for k, v in brief["summary"].items() if isinstance(v, (int, float)))
         runs.append(brief)
     runs.reverse()  # newest first, as people look for the run they just started
