@@ -13,7 +13,6 @@ import sys
 import time
 
 import pytest
-
 from uploader import Replica, value_of
 
 pytestmark = pytest.mark.slow

@@ -31,7 +31,7 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["value_of", "encode", "free_port", "wait_for_port", "Replica", "main"]
+__all__ = ["Replica", "encode", "free_port", "main", "value_of", "wait_for_port"]
 
 
 def value_of(key: str, step: int) -> float:
@@ -90,7 +90,7 @@ class Replica:
     def __enter__(self) -> Replica:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def kill(self) -> None:
