@@ -123,8 +123,28 @@ def routes(state: Any) -> list:
         return JSONResponse({"revoked": key_id})
 
     return [
-        Route("/api/v1/admin/users", add_user, methods=["POST"]),
-        Route("/api/v1/admin/keys", create_key, methods=["POST"]),
-        Route("/api/v1/admin/keys", keys, methods=["GET"]),
-        Route("/api/v1/admin/keys/{key_id}", revoke, methods=["DELETE"]),
+        Route("/api/v1/admin/users", _by_method(POST=add_user), methods=_ANY),
+        Route("/api/v1/admin/keys", _by_method(GET=keys, POST=create_key), methods=_ANY),
+        Route("/api/v1/admin/keys/{key_id}", _by_method(DELETE=revoke), methods=_ANY),
     ]
+
+
+_ANY = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _by_method(**handlers: Any) -> Any:
+    """One endpoint per path answering 405 itself for other methods: a route limited to some
+    methods would let the dashboard's catch-all mount answer the others with a 404."""
+    if "GET" in handlers:
+        handlers.setdefault("HEAD", handlers["GET"])
+    allow = ", ".join(handlers)
+
+    async def endpoint(request: Request) -> Response:
+        handler = handlers.get(request.method)
+        if handler is None:
+            response = error(405, f"{request.method} is not allowed on {request.url.path}: {allow}")
+            response.headers["Allow"] = allow
+            return response
+        return await handler(request)
+
+    return endpoint
