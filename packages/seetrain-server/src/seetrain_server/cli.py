@@ -167,8 +167,13 @@ def _db_url(args: argparse.Namespace) -> str:
 
 
 def _open(args: argparse.Namespace):
+    import logging
+
     from .db import open_database
 
+    # a management command says what went wrong in its one error line; the pool's retry
+    # warnings (one per attempt) would bury it
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     return open_database(_db_url(args))
 
 
@@ -229,13 +234,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     db = open_database(url)
     try:
-        first_key = auth.ensure_first_admin(db)
         try:
             app = create_app(settings, db=db)
         except ImportError as exc:  # an optional dependency of the media store (boto3)
             raise CommandError(f"--media {settings.media_url}: {exc}") from None
         sock = _listen(args.host, args.port)
         port = sock.getsockname()[1]
+        # only once nothing else can fail before it is printed: a key made and never shown
+        # would leave the server with an admin nobody can act as
+        first_key = auth.ensure_first_admin(db)
         # the socket listens already: whoever reads the lines below may connect at once; the
         # URL line comes last, so a script (or a test) reads up to it and has everything
         if first_key:
@@ -259,8 +266,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    import logging
+
     from .db import Database, migrate
 
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     db = Database(_db_url(args))
     try:
         before, after = migrate(db)
@@ -295,6 +305,9 @@ def cmd_user_list(args: argparse.Namespace) -> int:
         users = auth.list_users(db)
     finally:
         db.close()
+    if not users:
+        print("no users (the first start of the server adds the user admin)")
+        return 0
     print(_table([[u["name"], "yes" if u["admin"] else "no", _when(u["created_at"])] for u in users],
                  ["USER", "ADMIN", "CREATED"]))
     return 0
