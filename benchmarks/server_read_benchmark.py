@@ -205,6 +205,8 @@ def main() -> None:
               f"{args.keys_per_run} keys x {args.steps_per_run:,} steps ({time.perf_counter() - t0:.1f} s)")
         proc, base = serve(url)
         with httpx.Client(base_url=base, timeout=120) as client:
+            # warm the process (imports, the connection pool): "first" then times the database read
+            client.get("/api/projects/bench/runs").raise_for_status()
             first, rest, body = timed(client, f"/api/runs/{big}/scalars",
                                       {"key": "train/loss", "max_points": 2000}, args.repeat)
             series = body["series"]["train/loss"]
