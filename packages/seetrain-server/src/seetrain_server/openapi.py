@@ -250,10 +250,15 @@ def _paths() -> dict[str, Any]:
             "summary": "scalar series, downsampled to a min/max envelope of at most max_points",
             "parameters": [
                 {"name": "run", "in": "path", "required": True, "schema": {"type": "string"}},
-                {"name": "keys", "in": "query", "required": False, "schema": {"type": "string"},
-                 "description": "comma-separated keys"},
+                {"name": "key", "in": "query", "required": True, "style": "form", "explode": True,
+                 "schema": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+                 "description": "a key, repeated for several: ?key=train/loss&key=val/loss"},
                 {"name": "max_points", "in": "query", "required": False,
-                 "schema": {"type": "integer", "minimum": 1}}],
+                 "schema": {"type": "integer", "minimum": 2}},
+                {"name": "step_min", "in": "query", "required": False, "schema": {"type": "integer"}},
+                {"name": "step_max", "in": "query", "required": False, "schema": {"type": "integer"}},
+                {"name": "since_step", "in": "query", "required": False, "schema": {"type": "integer"},
+                 "description": "only steps after this one (live updates)"}],
             "responses": {"200": _json(_ANY_OBJECT, "the series"), "400": _error("a bad parameter"),
                           "404": _error("no such run or key"), **_AUTH_ERRORS}}},
         "/api/runs/{run}/media": {"get": {
