@@ -7,13 +7,12 @@ import json
 import logging
 
 import pytest
+from seetrain_server import Settings, auth, create_app, logs
+from seetrain_server import db as dbm
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
-
-from seetrain_server import Settings, auth, create_app, logs
-from seetrain_server import db as dbm
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -159,7 +158,7 @@ def test_an_admin_key_manages_users_and_keys(server, admin_key):
     again = server.client.delete(f"/api/v1/admin/keys/{created['id']}", headers=_bearer(admin_key))
     assert again.status_code == 200  # idempotent
     listed = server.get("/api/v1/admin/keys", key=admin_key).json()["keys"]
-    assert [k["revoked_at"] for k in listed if k["id"] == created["id"]][0] is not None
+    assert next(k["revoked_at"] for k in listed if k["id"] == created["id"]) is not None
 
 
 def test_a_revoked_key_stops_working_on_this_replica_at_once_and_on_others_when_their_cache_expires(url):

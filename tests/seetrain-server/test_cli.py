@@ -14,15 +14,14 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from seetrain_server import db as dbm
 
 KEY = re.compile(r"stk_[0-9a-f]{12}_[A-Za-z0-9_-]+")
 
 
 def seetrain(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "seetrain", *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=120)
+    return subprocess.run([sys.executable, "-m", "seetrain", *args], check=False, capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=120)
 
 
 def get(url: str, key: str | None = None) -> tuple[int, dict]:
@@ -187,6 +186,27 @@ def test_without_the_server_extra_the_command_says_how_to_install_it():
     # the distribution's import package made unimportable: what a stale or partial install sees
     code = ("import sys; sys.modules['seetrain_server'] = None; from seetrain.cli import main; "
             "sys.exit(main(['server', '--port', '1', '--help']))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
     assert out.stderr.startswith('seetrain: error: the team server needs its extra: pip install "seetrain[server]"')
+
+
+@pytest.mark.parametrize("host,loopback", [
+    ("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True), ("localhost", True),
+    ("0.0.0.0", False), ("::", False), ("10.1.2.3", False), ("seetrain.example", False)])
+def test_which_addresses_count_as_this_machine_only(host, loopback):
+    from seetrain_server.cli import is_loopback
+
+    assert is_loopback(host) is loopback
+
+
+def test_text_logs_are_one_readable_line_per_record():
+    import logging
+
+    from seetrain_server import logs
+
+    record = logging.LogRecord("seetrain.server.access", logging.INFO, __file__, 1, "GET %s %s", ("/x", 200), None)
+    line = logs.TextFormatter().format(record)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO seetrain.server.access: GET /x 200", line)
+    with pytest.raises(ValueError, match="text, json"):
+        logs.configure("xml")

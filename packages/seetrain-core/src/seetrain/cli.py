@@ -282,7 +282,7 @@ def _add_installed_commands(sub: argparse._SubParsersAction) -> None:
             continue
         try:
             ep.load()(sub)
-        except Exception as exc:  # a broken plugin must not break the whole CLI
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the whole CLI
             problems[ep.name] = f"{type(exc).__name__}: {exc}"
             if ep.name not in OPTIONAL_COMMANDS:
                 print(f"seetrain: warning: the command {ep.name!r} ({ep.value}) failed to load: "

@@ -36,10 +36,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 __all__ = [
-    "ROLES", "Principal", "ANONYMOUS_ADMIN", "principal", "require", "middleware", "AuthMiddleware",
-    "KeyCache", "KEY_CACHE_TTL_S", "AuthError", "UserExistsError", "UnknownUserError", "UnknownKeyError",
-    "create_user", "create_key", "revoke_key", "list_keys", "list_users", "authenticate", "key_id_of",
-    "validate_user_name", "validate_project", "validate_role", "validate_label",
+    "ALL_PROJECTS", "ANONYMOUS_ADMIN", "KEY_CACHE_TTL_S", "ROLES", "AuthError", "AuthMiddleware", "KeyCache",
+    "Principal", "UnknownKeyError", "UnknownUserError", "UserExistsError", "authenticate", "create_key",
+    "create_user", "ensure_first_admin", "key_id_of", "list_keys", "list_users", "middleware", "principal",
+    "require", "revoke_key", "validate_label", "validate_project", "validate_role", "validate_user_name",
 ]
 
 #: the roles a key may hold on a project, weakest first (each includes the ones before it)

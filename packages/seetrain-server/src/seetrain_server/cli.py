@@ -15,7 +15,8 @@ import functools
 import ipaddress
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5095
@@ -365,7 +366,7 @@ def cmd_key_revoke(args: argparse.Namespace) -> int:
 def _when(ts: Any) -> str:
     if ts is None:
         return "-"
-    return _dt.datetime.fromtimestamp(float(ts), _dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return _dt.datetime.fromtimestamp(float(ts), _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:

@@ -34,7 +34,7 @@ def routes(state: Any) -> list:
             try:
                 # blocking (a pooled connection): in a worker thread, abandoned past the timeout
                 await anyio.to_thread.run_sync(state.db.ping, abandon_on_cancel=True)
-            except Exception as exc:  # DatabaseError, or whatever the driver raised
+            except Exception as exc:  # noqa: BLE001 - DatabaseError, or whatever the driver raised
                 reason = str(exc) or type(exc).__name__
         if scope.cancelled_caught:
             reason = f"no answer within {READY_TIMEOUT_S:g} s"

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-__all__ = ["FORMATS", "JsonFormatter", "TextFormatter", "AccessLogMiddleware", "configure", "ACCESS_LOGGER"]
+__all__ = ["ACCESS_LOGGER", "FORMATS", "AccessLogMiddleware", "JsonFormatter", "TextFormatter", "configure"]
 
 #: the values of ``--log-format``
 FORMATS = ("text", "json")
@@ -30,7 +30,7 @@ PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 def _utc(created: float) -> str:
-    return _dt.datetime.fromtimestamp(created, _dt.timezone.utc).isoformat(timespec="milliseconds") \
+    return _dt.datetime.fromtimestamp(created, _dt.UTC).isoformat(timespec="milliseconds") \
         .replace("+00:00", "Z")
 
 
@@ -58,7 +58,7 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return _utc(record.created)
 
 
