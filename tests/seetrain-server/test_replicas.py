@@ -22,16 +22,6 @@ PROJECT = "replicas"
 KEYS = ["train/loss", "train/acc"]
 
 
-@pytest.fixture(autouse=True)
-def _ingest_landed():
-    import inspect
-
-    from seetrain_server import ingest
-
-    if "/api/v1" not in inspect.getsource(ingest):  # pragma: no cover - until the ingest API lands
-        pytest.skip("the ingest API (seetrain_server.ingest) has no routes yet")
-
-
 def uploader(servers: list[str], run: str, steps: int, batch_steps: int, **extra: str) -> subprocess.Popen:
     args = [sys.executable, os.path.join(HERE, "uploader.py"), "--servers", ",".join(servers),
             "--project", PROJECT, "--run", run, "--keys", ",".join(KEYS), "--steps", str(steps),
