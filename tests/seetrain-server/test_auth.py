@@ -296,6 +296,18 @@ def test_readyz_is_503_with_retry_after_when_the_database_is_gone(server):
     assert server.get("/healthz").status_code == 200  # alive: do not restart it for the database
 
 
+@pytest.mark.parametrize("url", ["postgresql"], indirect=True)
+def test_a_key_that_cannot_be_checked_while_the_database_is_down_is_503_to_retry(server, admin_key):
+    assert server.get("/probe/A/read", key=admin_key).status_code == 200  # verified: cached
+    auth.create_user(server.db, "kai")
+    fresh = auth.create_key(server.db, "kai", "A", "read")
+    server.db.close()
+    r = server.get("/probe/A/read", key=fresh)
+    assert r.status_code == 503 and "cannot be checked now" in r.json()["error"]  # an uploader retries a 503
+    assert server.get("/probe/A/read").status_code == 401  # no key at all: still the client's problem
+    assert server.get("/probe/A/read", key=admin_key).status_code == 200  # the cache carries on
+
+
 def test_the_access_log_names_the_key_id_never_the_key(server, admin_key, caplog):
     with caplog.at_level(logging.DEBUG, logger=logs.ACCESS_LOGGER):
         server.get("/api/v1/admin/keys", key=admin_key)

@@ -112,13 +112,20 @@ def principal(request: Request) -> Principal | None:
 
 def require(request: Request, project: str, role: str) -> Principal:
     """The caller, if it holds ``role`` on ``project``: else 401 (no valid key) or 403. A 403
-    says the same whether the project exists or not."""
+    says the same whether the project exists or not. 503 when the key could not be checked
+    (the database does not answer): the client should retry, not give up."""
     if role not in ROLES:  # a programming error of the handler, not of the client
         raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
     who = principal(request)
     if who is None:
-        problem = (request.scope.get("state") or {}).get("auth_problem")
-        raise HTTPException(401, problem or "an API key is needed: send it as 'Authorization: Bearer <key>'")
+        state = request.scope.get("state") or {}
+        if state.get("auth_unavailable"):
+            # not the client's fault: a 503 is retried, where a 401 would stop an uploader for good
+            server = getattr(request.app.state, "server", None)
+            retry = str(getattr(getattr(server, "settings", None), "retry_after_s", 1))
+            raise HTTPException(503, state["auth_problem"], headers={"Retry-After": retry})
+        raise HTTPException(401, state.get("auth_problem")
+                            or "an API key is needed: send it as 'Authorization: Bearer <key>'")
     if not who.can(project, role):
         what = "the admin API" if project == ALL_PROJECTS and role == "admin" else f"project {project!r}"
         raise HTTPException(403, f"this key may not {role} {what}")
@@ -226,10 +233,15 @@ class AuthMiddleware:
     database are blocking), so the event loop keeps serving.
     """
 
+    #: Argon2 verifications at once: each costs a core and 64 MiB for tens of milliseconds, so
+    #: a burst of new (or forged) keys must not take every worker thread the handlers need
+    max_concurrent_verifications = 4
+
     def __init__(self, app: Any, state: Any, cache: KeyCache | None = None) -> None:
         self.app = app
         self.server_state = state
         self.cache = cache if cache is not None else KeyCache()
+        self._limiter: Any = None  # made in the event loop, on the first verification
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] in ("http", "websocket"):
@@ -255,17 +267,21 @@ class AuthMiddleware:
         if key_id_of(key) is None:
             request_state["auth_problem"] = _INVALID_KEY
             return None
+        import anyio
         import anyio.to_thread
 
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.max_concurrent_verifications)
         try:
-            who = await anyio.to_thread.run_sync(authenticate, self.server_state.db, key)
+            who = await anyio.to_thread.run_sync(authenticate, self.server_state.db, key, limiter=self._limiter)
         except Exception:
             import logging
 
-            # the database is down: this request is anonymous (its handler answers 401), the
-            # health checks report the outage
+            # the database is down: the request goes on without a caller, and require() answers
+            # 503 (retry later), not 401 (a bad key); the health checks report the outage
             logging.getLogger("seetrain.server.auth").exception("cannot check an API key")
-            request_state["auth_problem"] = "the API key cannot be checked now (the database does not answer)"
+            request_state["auth_problem"] = "the API key cannot be checked now (the database does not answer): retry"
+            request_state["auth_unavailable"] = True
             return None
         if who is None:
             request_state["auth_problem"] = _INVALID_KEY
