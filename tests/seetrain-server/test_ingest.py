@@ -369,3 +369,52 @@ def test_openapi_document_is_served(client):
     assert doc["openapi"].startswith("3.0")
     assert {"/api/v1/runs/{run_id}", "/api/v1/runs/{run_id}/batches", "/healthz", "/readyz",
             "/api/v1/admin/keys", "/api/projects"} <= set(doc["paths"])
+
+
+def test_what_is_ingested_reads_back_through_the_dashboards_reader(any_client):
+    from seetrain_server.reader import ServerReader
+
+    put_run(any_client, name="resnet")
+    steps = np.arange(5000, dtype=np.int64)
+    values = np.sin(steps / 100.0)
+    send(any_client, encode_batch("a", 1, {"train/loss": (steps[2500:], values[2500:], steps[2500:] * 1.0)}))
+    send(any_client, encode_batch("a", 0, {"train/loss": (steps[:2500], values[:2500], steps[:2500] * 1.0)}))
+    reader = ServerReader(db(any_client))
+    got_steps, got_values, got_times = reader.scalars(RUN, "train/loss")
+    assert got_steps.tolist() == steps.tolist() and got_values.tolist() == values.tolist()
+    assert reader.run(RUN)["last_step"] == 4999
+    assert any_client.get(f"/api/runs/{RUN}/scalars", params={"key": "train/loss", "max_points": 100}).status_code == 200
+
+
+def test_the_same_batch_sent_at_once_from_many_threads_is_stored_once(client):
+    from concurrent.futures import ThreadPoolExecutor
+
+    put_run(client)
+    body = encode_batch("src", 7, {f"k{i}": (range(1000), range(1000), range(1000)) for i in range(5)})
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: send(client, body), range(6)))
+    ok = [a.json() for a in answers if a.status_code == 200]
+    assert all(a.status_code in (200, 503) for a in answers)
+    assert sum(a["stored"] for a in ok) == 1
+    assert count(client, "scalar_chunks") == 5 and count(client, "keys") == 5
+
+
+def test_with_authentication_on_a_write_key_of_the_project_ingests(postgres_url):
+    with make_client(postgres_url, auth=True) as client:
+        database = db(client)
+        auth.create_user(database, "alice")
+        writer = auth.create_key(database, "alice", "vision", "write")
+        reader = auth.create_key(database, "alice", "vision", "read")
+        body = encode_batch("s", 0, {"x": ([1], [1.0], [1.0])})
+        assert client.put(f"/api/v1/runs/{RUN}", json=encode_run("vision")).status_code == 401
+        assert send(client, body).status_code == 401
+        as_writer = {"Authorization": f"Bearer {writer}"}
+        as_reader = {"Authorization": f"Bearer {reader}"}
+        assert client.put(f"/api/v1/runs/{RUN}", json=encode_run("vision"), headers=as_writer).status_code == 200
+        assert client.put(f"/api/v1/runs/{RUN}", json=encode_run("vision"), headers=as_reader).status_code == 403
+        assert client.post(f"/api/v1/runs/{RUN}/batches", json=body, headers=as_reader).status_code == 403
+        assert client.post(f"/api/v1/runs/{RUN}/batches", json=body, headers=as_writer).json() == \
+            {"stored": True, "max_seq": 0}
+        assert client.get(f"/api/v1/runs/{RUN}/batches", params={"source": "s"},
+                          headers=as_reader).json() == {"max_seq": 0}
+        database.close()
