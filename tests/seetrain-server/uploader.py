@@ -11,8 +11,8 @@ Run as a program it uploads one run, as a training process's uploader would::
 int64 / float64 / float64). A request that fails (refused, reset, timed out, 5xx) is sent again,
 with the same ``seq``, to the next server of the list: the server stores a (run, source, seq)
 once, so that is safe. With ``--gate`` the client stops after ``--gate-after`` batches, creates
-``FILE.reached`` and waits for ``FILE`` to exist (the test kills a replica in between). At the
-end it prints one JSON line: batches sent, how many the server said it stored, fail-overs.
+``FILE.<run>.reached`` and waits for ``FILE`` to exist (the test kills a replica in between).
+``SEETRAIN_API_KEY`` in the environment is sent as ``Authorization: Bearer``. At the end it prints one JSON line: batches sent, how many the server said it stored, fail-overs.
 
 Values are a function of (key, step) (:func:`value_of`), so a test can check every point.
 """
@@ -117,10 +117,23 @@ class Replica:
                 return f.read().decode(errors="replace")
         return ""
 
-    def get(self, path: str, **params: Any):
+    def wait_for_output(self, text: str, timeout: float = 60.0) -> str:
+        """The first line of the replica's output holding ``text`` (waits for it to be printed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.output().splitlines():
+                if text in line:
+                    return line
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not in the output of the server on {self.url}:\n{self.output()}")
+
+    def get(self, path: str, api_key: str | None = None, **params: Any):
         import httpx
 
-        return httpx.get(self.url + path, params=params, timeout=30)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        return httpx.get(self.url + path, params=params, headers=headers, timeout=30)
 
 
 # -- the client ----------------------------------------------------------------------------
@@ -128,14 +141,16 @@ class Failover:
     """Sends each request to the current server; on a failure, to the next, until it is
     answered or ``deadline_s`` has passed."""
 
-    def __init__(self, servers: list[str], deadline_s: float) -> None:
+    def __init__(self, servers: list[str], deadline_s: float, api_key: str | None = None) -> None:
         import httpx
 
         self.servers = servers
         self.current = 0
         self.failovers = 0
         self.deadline_s = deadline_s
-        self.clients = [httpx.Client(base_url=s, timeout=httpx.Timeout(10.0, connect=2.0)) for s in servers]
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.clients = [httpx.Client(base_url=s, headers=headers, timeout=httpx.Timeout(10.0, connect=2.0))
+                        for s in servers]
 
     def send(self, method: str, path: str, body: dict) -> dict:
         import httpx
@@ -180,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deadline", type=float, default=120.0, help="seconds a request may take, fail-overs included")
     args = p.parse_args(argv)
 
-    link = Failover(args.servers.split(","), args.deadline)
+    # the API key (when the servers run with --auth) from the environment, never a command line
+    link = Failover(args.servers.split(","), args.deadline, api_key=os.environ.get("SEETRAIN_API_KEY"))
     link.send("PUT", f"/api/v1/runs/{args.run}", {"project": args.project, "name": args.name or args.run})
     keys = args.keys.split(",")
     stored = repeated = 0
