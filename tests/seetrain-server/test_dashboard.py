@@ -161,6 +161,11 @@ def test_the_json_api_over_postgresql_answers_what_the_local_store_answers(datab
         assert server.get("/api/projects/nope/runs").status_code == 404
         assert server.get(f"/api/runs/{run_id}/scalars", params={"key": "samples/image"}).status_code == 400
         assert server.get("/media/media/nope.png").status_code == 404
+        # a NUL cannot be in a name PostgreSQL holds: unknown, not a driver error
+        for path, params in (("/api/runs/a%00b", {}), ("/api/projects/a%00b/runs", {}),
+                             (f"/api/runs/{run_id}/scalars", {"key": "a\x00b"}),
+                             (f"/api/runs/{run_id}/media", {"key": "a\x00b"}), ("/media/a%00b", {})):
+            assert server.get(path, params=params).status_code == 404, path
         # the page and its assets
         assert "SeeTrain" in server.get("/").text
         assert server.get("/static/js/main.js").status_code == 200

@@ -56,7 +56,13 @@ class ServerReader(StoreReader):
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple]:
         """The rows of one read; a database that cannot be read comes out as a
-        :class:`StoreError` (the dashboard answers 503 with its message)."""
+        :class:`StoreError` (the dashboard answers 503 with its message).
+
+        A text parameter holding NUL matches nothing (PostgreSQL's text cannot hold one, so no
+        run, key or project has it): no rows, rather than the driver's error (a 500)."""
+        params = tuple(params)
+        if any(isinstance(p, str) and "\x00" in p for p in params):
+            return []
         try:
             if self.db.dialect == "postgresql":
                 # binary results: a chunk's bytea arrives as its bytes, not as hex text to decode
