@@ -87,6 +87,19 @@ def database(postgres_url, local_store):
     db.close()
 
 
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_database(request, local_store, tmp_path):
+    """The copied store on PostgreSQL, and on the server's SQLite file (the reader serves both)."""
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'server.db'}"
+    db = open_database(url)
+    copy_store(local_store, db)
+    yield db
+    db.close()
+
+
 @pytest.fixture
 def local_client(local_store):
     from seetrain.ui import create_app as create_ui
@@ -108,8 +121,8 @@ def _same_json(local: dict, server: dict, *drop: str) -> None:
 
 
 # -- the JSON API ---------------------------------------------------------------------------
-def test_the_json_api_over_postgresql_answers_what_the_local_store_answers(database, local_client, run_ids):
-    with server_client(database) as server:
+def test_the_json_api_over_the_server_answers_what_the_local_store_answers(any_database, local_client, run_ids):
+    with server_client(any_database) as server:
         local, remote = local_client.get("/api/projects").json(), server.get("/api/projects").json()
         assert [p["name"] for p in remote["projects"]] == ["nlp", "vision"]
         _same_json(local, remote, "directory")
@@ -169,6 +182,33 @@ def test_the_json_api_over_postgresql_answers_what_the_local_store_answers(datab
         # the page and its assets
         assert "SeeTrain" in server.get("/").text
         assert server.get("/static/js/main.js").status_code == 200
+
+
+def test_media_uploaded_through_the_ingest_api_are_served_by_the_dashboard(postgres_url):
+    import base64
+
+    db = open_database(postgres_url)
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32  # the bytes are served as they were sent
+    try:
+        with server_client(db) as server:
+            assert server.put("/api/v1/runs/up1", json={"project": "uploads", "name": "uploaded"}).status_code == 200
+            body = {"source": "s", "seq": 0, "media": [
+                {"key": "samples/image", "step": 3, "kind": "image", "format": "png",
+                 "data": base64.b64encode(png).decode(), "caption": "three"},
+                {"key": "samples/text", "step": 3, "kind": "text", "text": "hello"}]}
+            response = server.post("/api/v1/runs/up1/batches", json=body)
+            assert response.status_code == 200, response.text
+            detail = server.get("/api/runs/up1").json()
+            assert {k["key"]: k["kind"] for k in detail["keys"]} == {"samples/image": "image", "samples/text": "text"}
+            items = server.get("/api/runs/up1/media", params={"key": "samples/image"}).json()["items"]
+            assert [(i["step"], i["caption"]) for i in items] == [(3, "three")]
+            image = server.get(items[0]["url"])
+            assert image.status_code == 200 and image.content == png
+            assert image.headers["content-type"] == "image/png"
+            text = server.get("/api/runs/up1/media", params={"key": "samples/text"}).json()["items"]
+            assert text[0]["text"] == "hello" and text[0]["url"] is None
+    finally:
+        db.close()
 
 
 def test_a_running_run_reads_as_crashed_only_by_its_heartbeat(database, run_ids):
