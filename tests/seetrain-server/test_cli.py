@@ -210,3 +210,11 @@ def test_text_logs_are_one_readable_line_per_record():
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO seetrain.server.access: GET /x 200", line)
     with pytest.raises(ValueError, match="text, json"):
         logs.configure("xml")
+
+
+def test_with_auth_any_address_is_served(tmp_path):
+    with served("--host", "0.0.0.0", "--auth", "--db", f"sqlite:///{tmp_path / 's.db'}", cwd=tmp_path) as (base, *_):
+        port = base.rsplit(":", 1)[1]
+        assert base == f"http://0.0.0.0:{port}"
+        assert get(f"http://127.0.0.1:{port}/healthz") == (200, {"status": "ok"})
+        assert get(f"http://127.0.0.1:{port}/api/v1/admin/keys")[0] == 401
