@@ -10,7 +10,7 @@ Create or update a run (idempotent)::
     {"project": "vision",            # required
      "name": "resnet-3", "description": null, "group": null, "tags": ["a"],
      "config": {...}, "created_at": 1764800000.0, "host": "gpu-7", "pid": 4242}
-    -> 200 {"run": run_id, "project": "vision", "created": true|false}
+    -> 200 {"run": run_id, "project": "vision"}
 
 Send one batch of a run (the run must exist: PUT it first)::
 
