@@ -23,12 +23,11 @@ from starlette.testclient import TestClient
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "seetrain-ui"))
 
-from ui_data import CHROMIUM, CHROMIUM_FLAGS, write_store  # noqa: E402
-
-from seetrain_server import auth  # noqa: E402
-from seetrain_server.app import create_app  # noqa: E402
-from seetrain_server.config import Settings  # noqa: E402
-from seetrain_server.db import open_database  # noqa: E402
+from seetrain_server import auth
+from seetrain_server.app import create_app
+from seetrain_server.config import Settings
+from seetrain_server.db import open_database
+from ui_data import CHROMIUM, CHROMIUM_FLAGS, write_store
 
 TIMEOUT_MS = 15_000
 TABLES = {
@@ -263,7 +262,6 @@ def test_a_read_key_reads_its_project_only(database, run_ids):
 
 def test_the_last_values_of_many_runs_are_those_of_each_run(database, local_store, run_ids):
     import numpy as np
-
     from seetrain.store.reader import StoreReader
     from seetrain_server.reader import ServerReader
 
@@ -347,7 +345,7 @@ def in_chromium(scenario) -> None:
                     assert not errors, errors
                 finally:
                     browser.close()
-        except BaseException as exc:  # handed to the test's thread
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread, raised there
             outcome.append(exc)
 
     thread = threading.Thread(target=main, name="chromium", daemon=True)

@@ -17,7 +17,8 @@ import socket
 import sqlite3
 import threading
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .schema import (
     DB_NAME,

@@ -19,7 +19,8 @@ import json
 import math
 import os
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -31,7 +32,13 @@ from starlette.staticfiles import StaticFiles
 
 from .._version import __version__
 from ..store.reader import StoreReader
-from ..store.schema import DB_NAME, StoreCorruptError, StoreError, StoreNotFoundError, resolve_dir
+from ..store.schema import (
+    DB_NAME,
+    StoreCorruptError,
+    StoreError,
+    StoreNotFoundError,
+    resolve_dir,
+)
 from . import _queries as q
 
 STATIC_DIR = os.path.join(os.path.dirname(__file__), "static")
