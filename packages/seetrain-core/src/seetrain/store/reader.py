@@ -177,10 +177,11 @@ class StoreReader:
         steps = np.concatenate([np.frombuffer(r[0], dtype="<i8") for r in rows])
         vals = np.concatenate([np.frombuffer(r[1], dtype="<f8") for r in rows])
         times = np.concatenate([np.frombuffer(r[2], dtype="<f8") for r in rows])
-        # stable sort by step, then keep the last write of each step
-        order = np.argsort(steps, kind="stable")
-        steps, vals, times = steps[order], vals[order], times[order]
-        if len(steps) > 1:
+        # stable sort by step, then keep the last write of each step; chunks of steps logged in
+        # order (strictly increasing, the common case) are neither sorted nor copied again
+        if len(steps) > 1 and not (steps[1:] > steps[:-1]).all():
+            order = np.argsort(steps, kind="stable")
+            steps, vals, times = steps[order], vals[order], times[order]
             last = np.ones(len(steps), dtype=bool)
             last[:-1] = steps[1:] != steps[:-1]
             if not last.all():
