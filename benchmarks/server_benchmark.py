@@ -32,7 +32,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from server_read_benchmark import PrivatePostgres, serve  # noqa: E402  (one cluster helper, one server helper)
+from server_read_benchmark import PrivatePostgres, serve  # one cluster helper, one server helper
 
 
 def bodies(run: str, source: str, batches: int, keys: int, steps: int) -> list[bytes]:
@@ -137,7 +137,7 @@ def main() -> None:
         ctx = multiprocessing.get_context("fork")
         start, results = ctx.Event(), ctx.Queue()
         procs = [ctx.Process(target=_client_process, args=(base, r, p, start, results))
-                 for r, p in zip(runs, all_payloads)]
+                 for r, p in zip(runs, all_payloads, strict=True)]
         for p in procs:
             p.start()
         time.sleep(0.5)
@@ -158,8 +158,8 @@ def main() -> None:
         try:
             with psycopg.connect(server + "/postgres", autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        except Exception:
-            pass
+        except psycopg.Error as exc:
+            print(f"could not drop the benchmark database {name}: {exc}", file=sys.stderr)
         if cluster is not None:
             cluster.__exit__(None, None, None)
 

@@ -68,7 +68,7 @@ def read_key(client, key, run=RUN):
     for n, steps, vals, ts in rows:
         steps, vals, ts = unpack_int64(bytes(steps)), unpack_float64(bytes(vals)), unpack_float64(bytes(ts))
         assert len(steps) == len(vals) == len(ts) == n
-        out.extend(zip(steps, vals, ts))
+        out.extend(zip(steps, vals, ts, strict=True))
     return out
 
 
@@ -382,6 +382,7 @@ def test_what_is_ingested_reads_back_through_the_dashboards_reader(any_client):
     reader = ServerReader(db(any_client))
     got_steps, got_values, got_times = reader.scalars(RUN, "train/loss")
     assert got_steps.tolist() == steps.tolist() and got_values.tolist() == values.tolist()
+    assert got_times.tolist() == (steps * 1.0).tolist()
     assert reader.run(RUN)["last_step"] == 4999
     assert any_client.get(f"/api/runs/{RUN}/scalars", params={"key": "train/loss", "max_points": 100}).status_code == 200
 
