@@ -46,7 +46,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     routes = [*health.routes(state), *ingest.routes(state), *admin.routes(state), *dashboard.routes(state)]
 
     async def http_error(request: Request, exc: Any) -> JSONResponse:
-        return error(exc.status_code, exc.detail)
+        response = error(exc.status_code, exc.detail)
+        # what a handler set (Retry-After on a 503, WWW-Authenticate on a 401) reaches the client
+        for name, value in (getattr(exc, "headers", None) or {}).items():
+            response.headers[name] = value
+        return response
 
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         import logging

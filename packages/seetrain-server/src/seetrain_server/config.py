@@ -32,3 +32,6 @@ class Settings:
     max_concurrent_ingest: int = 8
     #: seconds a client is told to wait (Retry-After) when the replica sheds load
     retry_after_s: int = 1
+    #: seconds a replica trusts an API key it has verified (a revoked key stops working on
+    #: the other replicas within this time; on the replica that revoked it at once)
+    key_cache_ttl_s: float = 60.0
