@@ -419,3 +419,16 @@ def test_with_authentication_on_a_write_key_of_the_project_ingests(postgres_url)
         assert client.get(f"/api/v1/runs/{RUN}/batches", params={"source": "s"},
                           headers=as_reader).json() == {"max_seq": 0}
         database.close()
+
+
+def test_media_of_keys_and_sources_that_look_alike_on_a_path_never_share_a_file(client):
+    put_run(client)
+    items = [{"key": key, "step": 1, "kind": "image", "format": "png", "data": key.encode()}
+             for key in ("a b", "a_b", "a?b")]
+    assert send(client, encode_batch("h 1", 0, media=items)).status_code == 200
+    assert send(client, encode_batch("h_1", 0, media=items[:1])).status_code == 200
+    rows = db(client).query("SELECT k.key, m.path FROM media m JOIN keys k ON k.id = m.key_id ORDER BY m.id")
+    assert len({path for _, path in rows}) == 4
+    media = client.app.state.server.media
+    for key, path in rows:
+        assert media.get(db(client), path)[0] == key.encode()

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import math
 import re
@@ -463,10 +464,15 @@ def _safe_component(text: str) -> str:
 
 
 def media_path(run_id: str, key: str, step: int, index: int, source: str, seq: int, fmt: str) -> str:
-    """Where a media file of a batch is kept: unique per (run, key, step, index, source, seq)."""
+    """Where a media file of a batch is kept: ``media/<run>/<key components>/<step>-<index>-
+    <source>-<seq>.<format>``, the same for a batch sent again (an object store rewrites it
+    identically). A source that is not path-safe as it is gets a digest of its own, so two
+    sources never share a name (a run id is path-safe by its syntax)."""
     parts = [_safe_component(p) for p in key.split("/")]
-    return "/".join(["media", _safe_component(run_id), *parts,
-                     f"{step:09d}-{index}-{_safe_component(source)}-{seq}.{fmt}"])
+    name = _safe_component(source)
+    if name != source:
+        name = f"{name[:40]}-{hashlib.sha256(source.encode()).hexdigest()[:12]}"
+    return "/".join(["media", run_id, *parts, f"{step:09d}-{index}-{name}-{seq}.{fmt}"])
 
 
 def _key_ids(tx: Any, settings: Any, run_id: str, wanted: dict[str, str]) -> dict[str, int]:
@@ -553,10 +559,14 @@ def store_batch(state: Any, run_id: str, batch: Batch) -> dict[str, Any]:
                                [(ids[key], *rest) for key, *rest in batch.chunks])
             if batch.media:
                 rows = []
-                for key, kind, fmt, step, index, content, text, caption, meta, when in batch.media:
+                used: set[str] = set()
+                for i, (key, kind, fmt, step, index, content, text, caption, meta, when) in enumerate(batch.media):
                     path = None
                     if content is not None:
                         path = media_path(run_id, key, step, index, batch.source, batch.seq, fmt)
+                        if path in used:  # two keys that differ only in characters a path cannot hold
+                            path = f"{path[:-len(fmt) - 1]}-{i}.{fmt}"
+                        used.add(path)
                         state.media.put(tx, path, content, CONTENT_TYPES.get(fmt, "application/octet-stream"))
                     rows.append((ids[key], kind, step, index, path, text, caption, meta, when))
                 tx.executemany("INSERT INTO media (key_id, kind, step, idx, path, text, caption, meta, ts) "
