@@ -96,10 +96,11 @@ def test_put_creates_then_updates_a_run_idempotently(any_client):
     assert count(any_client, "runs") == 1
 
 
-def test_a_run_never_moves_to_another_project(client):
-    put_run(client)
-    response = client.put(f"/api/v1/runs/{RUN}", json=encode_run("audio"))
+def test_a_run_never_moves_to_another_project(any_client):
+    put_run(any_client, name="first")
+    response = any_client.put(f"/api/v1/runs/{RUN}", json=encode_run("audio", name="second"))
     assert response.status_code == 409 and "vision" in response.json()["error"]
+    assert db(any_client).query("SELECT project, name FROM runs") == [("vision", "first")]
 
 
 @pytest.mark.parametrize("body, field", [
