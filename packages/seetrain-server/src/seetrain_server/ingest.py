@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -616,11 +616,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise _too_large(int(length), limit)
     parts = []
     size = 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise _too_large(size, limit)
-        parts.append(part)
+    try:
+        async for part in request.stream():
+            size += len(part)
+            if size > limit:
+                raise _too_large(size, limit)
+            parts.append(part)
+    except ClientDisconnect:
+        # nobody reads the answer; this only keeps it out of the log as an internal error
+        raise InvalidRequest(400, "the client closed the connection before the whole body arrived") from None
     return b"".join(parts)
 
 
