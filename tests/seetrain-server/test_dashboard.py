@@ -251,6 +251,12 @@ def test_a_read_key_reads_its_project_only(database, run_ids):
             response = server.get(path, params=params, headers=headers)
             assert response.status_code == 403, (path, response.text)
             assert "may not read" in response.json()["error"]
+        # a run of another project, a run that does not exist, an id prefix of several runs:
+        # the same 403, which names neither the run's project nor says whether it exists
+        for ident in (vision, "20990101-000000-abcdef", vision[:2]):
+            response = server.get(f"/api/runs/{ident}", headers=headers)
+            assert response.status_code == 403, (ident, response.text)
+            assert response.json()["error"] == f"this key may not read run {ident!r}"
 
         # an admin key reads everything
         admin_key = auth.create_key(database, "alice", "*", "admin")

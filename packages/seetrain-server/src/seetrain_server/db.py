@@ -147,6 +147,16 @@ CREATE TABLE IF NOT EXISTS roles (
 """,
 }
 
+#: version -> engine -> statements run after that version's DDL, on that engine only
+ENGINE_MIGRATIONS: dict[int, dict[str, str]] = {
+    1: {
+        # packed float64/int64 columns do not compress; stored out of line uncompressed,
+        # PostgreSQL reads a slice of them (the last value of a chunk) without the whole value
+        "postgresql": "ALTER TABLE scalar_chunks ALTER COLUMN steps SET STORAGE EXTERNAL, "
+                      "ALTER COLUMN vals SET STORAGE EXTERNAL, ALTER COLUMN ts SET STORAGE EXTERNAL",
+    },
+}
+
 _PLACEHOLDER = re.compile(r"\?")
 
 
@@ -323,6 +333,7 @@ def migrate(db: Database) -> tuple[int | None, int]:
             ddl = MIGRATIONS[version]
             for token, sql_type in types.items():
                 ddl = ddl.replace("{" + token + "}", sql_type)
+            ddl += ";" + ENGINE_MIGRATIONS.get(version, {}).get(db.dialect, "")
             for statement in ddl.split(";"):
                 if statement.strip():
                     tx.execute(statement)

@@ -162,10 +162,22 @@ def _may_read(request: Request, project: str) -> bool:
 
 
 def _run_for(request: Request, reader: StoreReader) -> dict[str, Any]:
-    """The run of the path's ``{run}``, once the caller may read its project."""
+    """The run of the path's ``{run}``, once the caller may read its project.
+
+    Behind an access check, a caller that may not read every project gets the same 403 for
+    a run of a project it may not read, a run that does not exist and an id prefix that
+    matches several runs: it learns neither the run's project nor whether the run exists."""
     _check(request, None)
-    run = q.resolve_run(reader, request.path_params["run"])
-    _check(request, run["project"])
+    ident = request.path_params["run"]
+    refused = HTTPException(403, f"this key may not read run {ident!r}")
+    try:
+        run = q.resolve_run(reader, ident)
+    except q.NotFound:
+        if request.app.state.auth_check is None or _may_read(request, "*"):
+            raise
+        raise refused from None
+    if not _may_read(request, run["project"]):
+        raise refused
     return run
 
 
