@@ -1,4 +1,5 @@
 """The ``seetrain`` command line: ``ls``, ``show``, ``export``, ``ui``, ``doctor``, ``adapters``,
+``login``, ``sync``,
 ``--version``, and the commands installed distributions add through the entry-point group
 ``seetrain.commands`` (``seetrain server``, from ``seetrain[server]``).
 
@@ -214,6 +215,106 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return int(serve(dir=args.dir, host=args.host, port=args.port) or 0)
 
 
+def cmd_login(args: argparse.Namespace) -> int:
+    from .remote.credentials import normalize_host, save_key
+
+    key = args.key
+    if not key:
+        import getpass
+
+        key = getpass.getpass(f"API key for {normalize_host(args.host)}: ").strip()
+    if not key:
+        print("seetrain: error: no API key given", file=sys.stderr)
+        return 1
+    path = save_key(args.host, key)
+    print(f"seetrain: the key for {normalize_host(args.host)} is stored in {path}", file=sys.stderr)
+    return 0
+
+
+class _Progress:
+    """A progress bar on stderr: tqdm's when it is installed, else a plain one."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total, self.done, self.label = max(total, 0), 0, label
+        self._bar = None
+        try:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, desc=label, unit="values", file=sys.stderr, leave=True)
+        except ImportError:
+            self._draw()
+
+    def _draw(self) -> None:
+        width = 30
+        filled = width if not self.total else int(width * min(self.done, self.total) / self.total)
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} values")
+        sys.stderr.flush()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+        else:
+            self._draw()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        else:
+            sys.stderr.write("\n")
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .remote.client import Client, PermanentError, RemoteError
+    from .remote.credentials import resolve
+    from .remote.uploader import RunUploader, run_ids
+    from .store.reader import StoreReader
+    from .store.schema import resolve_dir
+
+    host, api_key = resolve(args.host, args.key)
+    if host is None:
+        print("seetrain: error: no server: pass --host HOST or set SEETRAIN_HOST", file=sys.stderr)
+        return 1
+    directory = resolve_dir(args.dir)
+    if args.all or not args.runs:
+        if args.runs:
+            print("seetrain: error: give run ids or --all, not both", file=sys.stderr)
+            return 1
+        runs = run_ids(directory)
+    else:
+        reader = StoreReader(directory)
+        try:
+            runs = [reader.run(ident)["id"] for ident in args.runs]
+        finally:
+            reader.close()
+    failed = 0
+    with Client(host, api_key, max_retries=args.retries) as client:
+        for run_id in runs:
+            uploader = RunUploader(directory, run_id, client)
+            try:
+                left = uploader.pending()
+                if not (left["values"] or left["media"] or left["meta"]):
+                    print(f"{run_id}: up to date on {host}", file=sys.stderr)
+                    continue
+                bar = _Progress(left["values"], run_id)
+                try:
+                    sent = uploader.upload(progress=bar.update)
+                finally:
+                    bar.close()
+                print(f"{run_id}: {sent} batches sent to {host} ({uploader.points_sent} values)", file=sys.stderr)
+            except PermanentError as exc:
+                print(f"seetrain: error: {run_id}: {exc}", file=sys.stderr)
+                failed += 1
+                if exc.status in (401, 403):
+                    break
+            except RemoteError as exc:
+                print(f"seetrain: error: {run_id}: {exc}; nothing is lost: run seetrain sync again", file=sys.stderr)
+                failed += 1
+            finally:
+                uploader.close()
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._version import __version__
 
@@ -257,6 +358,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="repair even while a run is still writing to the store (its later writes are lost)")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("login", help="store the API key of a team server (for remote mode and sync)")
+    p.add_argument("host", help="the server's URL, e.g. http://tracker:8080")
+    p.add_argument("--key", default=None, help="the API key (asked for when missing)")
+    p.set_defaults(func=cmd_login)
+
+    p = with_dir(sub.add_parser("sync", help="upload runs of a store to a team server (what it lacks only)"))
+    p.add_argument("runs", nargs="*", metavar="RUN", help="run ids, id prefixes or names (default: every run)")
+    p.add_argument("--all", action="store_true", help="every run of the store")
+    p.add_argument("--host", default=None, help="the server (default: $SEETRAIN_HOST)")
+    p.add_argument("--key", default=None, help="the API key (default: $SEETRAIN_API_KEY or seetrain login's)")
+    p.add_argument("--retries", type=int, default=5, help="retries of a failed request (default: 5)")
+    p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("adapters", help="list installed adapters and whether their framework is usable")
     p.set_defaults(func=cmd_adapters)

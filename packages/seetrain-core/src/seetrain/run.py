@@ -29,7 +29,7 @@ from .errors import log as log_  # noqa: E402
 STATUSES = ("finished", "crashed", "interrupted")
 _STATUS_ALIASES = {"success": "finished", "failed": "crashed", "failure": "crashed", "error": "crashed",
                    "killed": "interrupted", "aborted": "interrupted"}
-MODES = ("local", "disabled")
+MODES = ("local", "remote", "disabled")
 FINISH_TIMEOUT = float(os.environ.get("SEETRAIN_FINISH_TIMEOUT", "30"))
 #: how long init waits for the run to be recorded before it returns anyway
 INIT_TIMEOUT = 10.0
@@ -76,6 +76,8 @@ class Run:
         self.group = group
         self.dir = dir
         self.mode = mode
+        #: ``(host, api_key)`` of a ``mode="remote"`` run, set by init
+        self.remote: tuple | None = None
         self.created_at = time.time()
         self.status = "running"
         #: the run existed before this handle: ``init(resume=...)`` or :func:`attach`
@@ -236,6 +238,10 @@ class Run:
             self.status = status
             return
         budget = FINISH_TIMEOUT if timeout is None else timeout
+        if self.mode == "remote":  # the uploader's own bound (SEETRAIN_UPLOAD_TIMEOUT) comes first
+            from .remote.plugin import upload_timeout
+
+            budget = max(budget, upload_timeout() + 10.0)
         if self.attached or os.getpid() != self._pid:
             # the owner ends the run (a forked child never ends its parent's run); this
             # handle only delivers what it logged
@@ -398,6 +404,8 @@ def init(
     tags: Iterable[str] | None = None,
     group: str | None = None,
     resume: str | None = None,
+    host: str | None = None,
+    api_key: str | None = None,
 ) -> Run:
     """Start a run and make it the active one.
 
@@ -409,12 +417,17 @@ def init(
         adapter is loaded through the ``seetrain.adapters`` entry points and recorded in
         ``config["seetrain"]["frameworks"]``.
     :param dir: the store directory; defaults to ``SEETRAIN_DIR`` or ``./seetrain``.
-    :param mode: ``"local"`` (the embedded store) or ``"disabled"`` (every call a no-op).
+    :param mode: ``"local"`` (the embedded store), ``"remote"`` (the embedded store, and an
+        upload of it to a team server: see docs/remote.md) or ``"disabled"`` (every call a
+        no-op). ``SEETRAIN_MODE`` overrides the default ``"local"``.
     :param tags: labels for filtering runs.
     :param group: a group name shared by related runs (a sweep, the trials of a tuner).
     :param resume: the id (or unique id prefix, or name) of a run in ``dir`` to continue: the
         same run, marked running again, its config kept (``config`` is merged in) and its
         steps continuing after the last one stored.
+    :param host: the team server of ``mode="remote"`` (default ``SEETRAIN_HOST``).
+    :param api_key: its API key (default ``SEETRAIN_API_KEY``, else the one ``seetrain login``
+        stored for the host).
 
     >>> import seetrain
     >>> run = seetrain.init(project="docs", config={"lr": 1e-3}, mode="disabled")
@@ -423,8 +436,17 @@ def init(
     """
     from .store.schema import StoreError, resolve_dir
 
+    if mode == "local" and os.environ.get("SEETRAIN_MODE"):
+        mode = os.environ["SEETRAIN_MODE"]
     if mode not in MODES:
         raise ValueError(f"seetrain.init: mode must be one of {', '.join(MODES)}, got {mode!r}")
+    remote = None
+    if mode == "remote":
+        from .remote.credentials import resolve
+
+        remote = resolve(host, api_key)
+        if remote[0] is None:
+            raise ValueError("seetrain.init: mode='remote' needs a server: pass host=... or set SEETRAIN_HOST")
     project_given = project is not None
     if project is None:
         project = os.path.basename(os.getcwd()) or "default"
@@ -462,6 +484,11 @@ def init(
     for adapter in adapters:
         run.config.update_silently(_with_framework(run.config, adapter.name))
     if mode != "disabled":
+        if remote is not None:
+            from .remote.plugin import register
+
+            run.remote = remote
+            register()  # before on_init: the uploader sees the run from its start
         _install_lifecycle()
         for adapter in adapters:  # before on_init, so the adapter's own hooks see it
             adapter.attach(run)
