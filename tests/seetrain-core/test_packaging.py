@@ -14,12 +14,23 @@ from core_helpers import run_python
 ROOT = pathlib.Path(__file__).parents[2]
 PACKAGES = {p.name: tomllib.loads((p / "pyproject.toml").read_text()) for p in (ROOT / "packages").iterdir()
             if (p / "pyproject.toml").is_file()}
-ADAPTERS = {name: meta for name, meta in PACKAGES.items() if name != "seetrain-core"}
+DISTRIBUTIONS = {name: meta for name, meta in PACKAGES.items() if name != "seetrain-core"}
+# an adapter distribution registers adapters; the others (the team server) register commands
+ADAPTERS = {name: meta for name, meta in DISTRIBUTIONS.items()
+            if "seetrain.adapters" in meta["project"].get("entry-points", {})}
 CORE = PACKAGES["seetrain-core"]["project"]
 
 
+def test_every_distribution_is_an_adapter_or_a_command():
+    for name, meta in DISTRIBUTIONS.items():
+        groups = set(meta["project"].get("entry-points", {}))
+        assert groups & {"seetrain.adapters", "seetrain.commands"}, f"{name} registers neither adapters nor commands"
+    assert "server" in DISTRIBUTIONS["seetrain-server"]["project"]["entry-points"]["seetrain.commands"]
+    assert CORE["optional-dependencies"]["server"] == ["seetrain-server"]
+
+
 def test_every_extra_names_an_adapter_distribution_of_the_repo():
-    dists = {meta["project"]["name"] for meta in ADAPTERS.values()}
+    dists = {meta["project"]["name"] for meta in DISTRIBUTIONS.values()}
     named = {req for reqs in CORE["optional-dependencies"].values() for req in reqs if req.startswith("seetrain-")}
     assert named <= dists, f"extras name distributions that do not exist: {named - dists}"
     assert dists <= set(CORE["optional-dependencies"]["all"]) | named

@@ -427,3 +427,27 @@ def test_images_are_encoded_off_the_callers_thread_and_read_back_exactly(_isolat
     for key, arr in arrays.items():
         [item] = reader.media(run.id, key)
         assert np.array_equal(np.asarray(PILImage.open(item["path"])), arr), key
+
+
+def test_a_store_deleted_after_its_runs_finished_is_made_anew_for_the_next_run(tmp_path):
+    """A finished run's store deleted (a test's temporary folder, a cleaned output dir): no
+    warning, and a new run in the same directory is stored in the new database."""
+    import shutil
+
+    store = str(tmp_path / "store")
+    proc = run_python(f"""
+        import shutil, seetrain
+        first = seetrain.init(project="p", dir={store!r})
+        first.log({{"x": 1.0}})
+        first.finish()
+        shutil.rmtree({store!r})
+        second = seetrain.init(project="p", dir={store!r})
+        second.log({{"x": 2.0}})
+        second.finish()
+        print("dropped", second.dropped)
+    """, timeout=120, check=True)
+    assert "was deleted or replaced" not in proc.stderr
+    assert "dropped 0" in proc.stdout
+    [run] = seetrain.Api(store).runs()
+    assert run.scalars("x") == [(0, 2.0)]
+    shutil.rmtree(store)

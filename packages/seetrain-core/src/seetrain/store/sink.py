@@ -31,6 +31,12 @@ class LocalStoreSink:
 
     @hookimpl(tryfirst=True)
     def on_init(self, run: Any) -> None:
+        stale = self._writers.get(run.dir)
+        if stale is not None and (stale.lost or not stale.is_current()):
+            # the store was deleted (and made anew by this run's init): a new writer for it;
+            # the old one says so once if it still had live runs or values to write
+            stale.flush()
+            del self._writers[run.dir]
         if getattr(run, "resumed", False):
             self.writer(run.dir).resume_run(run)
         else:

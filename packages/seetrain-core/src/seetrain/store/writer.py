@@ -151,19 +151,28 @@ class StoreWriter:
         self._identity = (st.st_dev, st.st_ino)
         return True
 
+    def is_current(self) -> bool:
+        """False when the database file is no longer the one this writer opened."""
+        if self._identity is None:
+            return True
+        try:
+            st = os.stat(self.db_path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self._identity
+
     def _check_identity(self) -> bool:
         """False (once warned) when the database file under this writer is gone."""
         if self.lost:
             return False
-        try:
-            st = os.stat(self.db_path)
-            same = (st.st_dev, st.st_ino) == self._identity
-        except OSError:
-            same = False
-        if same:
+        if self.is_current():
             return True
         self.lost = True
-        runs = ", ".join(sorted(self._live)) or "(none live)"
+        pending = self._ops or any(buf.blocks or buf.media for buf in self._buffers.values())
+        if not self._live and not pending:
+            self._close_quietly()  # a store of finished runs went away: nothing is lost
+            return False
+        runs = ", ".join(sorted(self._live)) or "(finished runs, with values still to write)"
         log.warning(
             "seetrain: the store database %s was deleted or replaced while runs were writing to it; "
             "runs %s cannot be written any more. Training goes on; their values from now on are "
@@ -173,13 +182,16 @@ class StoreWriter:
         for buf in self._buffers.values():
             self._drop_buffer(buf)
         self._ops.clear()
+        self._close_quietly()
+        return False
+
+    def _close_quietly(self) -> None:
         if self.conn is not None:
             try:
                 self.conn.close()
             except sqlite3.Error:
                 pass
             self.conn = None
-        return False
 
     # -- runs ---------------------------------------------------------------------------
     def _op(self, run_id: str, sql: str, params: tuple) -> None:
@@ -433,13 +445,15 @@ class StoreWriter:
         Returns True when nothing is left pending. Never raises: a failure of the database
         keeps everything for the next flush; a failure of one run's batch drops that batch
         (counted) and writes the others."""
-        if self.lost or not self._check_identity_cheap():
+        if self.lost:
             return True  # nothing can be written any more, and nothing is kept to wait for
         now = time.time()
         dirty = [(run_id, buf) for run_id, buf in self._buffers.items()
                  if buf.blocks or buf.media or buf.last_step is not None]
-        beat = now - self._last_heartbeat >= HEARTBEAT_EVERY
+        beat = now - self._last_heartbeat >= HEARTBEAT_EVERY and bool(self._live)
         if not dirty and not self._ops and not beat:
+            return True
+        if not self._check_identity_cheap():
             return True
         if self.conn is None and not self._open():
             if self.lost:
