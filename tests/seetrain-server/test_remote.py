@@ -28,11 +28,11 @@ import os, sys, time
 import numpy as np
 import seetrain
 
-steps, marker, forever = int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
+steps, marker, forever, stop = int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1", sys.argv[5]
 run = seetrain.init(project="remote", dir=sys.argv[1], config={"lr": 0.1}, mode="remote")
 print(run.id, flush=True)
 step = 0
-while step < steps or forever:
+while step < steps or (forever and not os.path.exists(stop)):
     run.log({"train/loss": 1.0 / (step + 1), "train/acc": step * 0.5, "lr": 0.1 - step * 1e-5}, step=step)
     if step == 10:
         run.log({"samples": seetrain.Image(np.full((8, 8, 3), 7, dtype=np.uint8))}, step=step)
@@ -62,10 +62,10 @@ def env_for(tmp_path, **extra: str) -> dict[str, str]:
     return env
 
 
-def train(tmp_path, store, env, steps=STEPS, marker="-", forever=False) -> subprocess.Popen:
+def train(tmp_path, store, env, steps=STEPS, marker="-", forever=False, stop="-") -> subprocess.Popen:
     script = tmp_path / "train.py"
     script.write_text(TRAIN)
-    return subprocess.Popen([sys.executable, str(script), str(store), str(steps), marker, "1" if forever else "0"],
+    return subprocess.Popen([sys.executable, str(script), str(store), str(steps), marker, "1" if forever else "0", stop],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -93,6 +93,12 @@ def server_points(server: Replica, run_id: str) -> dict[str, list[tuple[int, flo
     assert answer.status_code == 200, answer.text
     series = answer.json()["series"]
     return {key: list(zip(s["steps"], s["values"])) for key, s in series.items() if s["steps"]}
+
+
+def uploaded(server: Replica, run_id: str) -> bool:
+    """Whether the server has points of every key of the run yet."""
+    answer = server.get(f"/api/runs/{run_id}/scalars", api_key=server.key, key=KEYS, max_points=10)
+    return answer.status_code == 200 and all(s["total"] for s in answer.json()["series"].values())
 
 
 def assert_same(server: Replica, store, run_id: str, steps: int | None = None) -> None:
@@ -143,6 +149,8 @@ def test_server_down_at_init_then_sync_uploads_everything_once(server, tmp_path)
     assert f"seetrain sync {run_id} --dir {store}" in err, err
     assert "pending" in err
     sync_env = env_for(tmp_path, SEETRAIN_API_KEY=server.key)
+    listing = seetrain_cli("ls", "--dir", str(store), env=sync_env)
+    assert "UPLOAD" in listing.stdout and "pending" in listing.stdout, listing.stdout + listing.stderr
     first = seetrain_cli("sync", run_id, "--dir", str(store), "--host", server.url, env=sync_env)
     assert first.returncode == 0, first.stderr
     assert "batches sent" in first.stderr
@@ -151,6 +159,8 @@ def test_server_down_at_init_then_sync_uploads_everything_once(server, tmp_path)
     second = seetrain_cli("sync", "--all", "--dir", str(store), "--host", server.url, env=sync_env)
     assert second.returncode == 0, second.stderr
     assert "up to date" in second.stderr and "batches sent" not in second.stderr
+    listing = seetrain_cli("ls", "--dir", str(store), env=sync_env)
+    assert "uploaded" in listing.stdout and "pending" not in listing.stdout, listing.stdout
 
 
 def test_sigkill_mid_upload_then_sync_has_every_value_once(server, tmp_path):
@@ -160,7 +170,7 @@ def test_sigkill_mid_upload_then_sync_has_every_value_once(server, tmp_path):
                  steps=3000, marker=str(marker), forever=True)
     run_id = proc.stdout.readline().split()[0]
     deadline = time.monotonic() + 120  # a hang guard, not a performance bound
-    while not (marker.exists() and server_points(server, run_id)):
+    while not (marker.exists() and uploaded(server, run_id)):
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() < deadline, "the upload never started"
         time.sleep(0.05)
@@ -231,3 +241,65 @@ def test_a_resend_after_a_crash_between_send_and_cursor_update_stores_nothing_tw
         assert uploader.done()
         uploader.close()
     assert_same(server, store, run_id, STEPS)
+
+
+def test_outage_mid_run_and_restart_every_value_arrives_once(server, tmp_path):
+    """The server is stopped mid-run and started again 10 s later on the same port: the live
+    run's uploader catches up by itself, and finish() returns with nothing pending."""
+    store = tmp_path / "store"
+    marker, stop = tmp_path / "reached", tmp_path / "stop"
+    proc = train(tmp_path, store, env_for(tmp_path, SEETRAIN_HOST=server.url, SEETRAIN_API_KEY=server.key,
+                                          SEETRAIN_UPLOAD_TIMEOUT="120"),
+                 steps=1000, marker=str(marker), forever=True, stop=str(stop))
+    run_id = proc.stdout.readline().split()[0]
+    deadline = time.monotonic() + 120  # a hang guard, not a performance bound
+    while not (marker.exists() and uploaded(server, run_id)):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "the upload never started"
+        time.sleep(0.05)
+    server.stop()
+    time.sleep(10)  # the outage: the run goes on logging
+    assert proc.poll() is None
+    server.start()  # the same port, the same database
+    server.wait_for_output("serving")
+    stop.touch()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "pending" not in err, err
+    assert_same(server, store, run_id)
+    assert run_info(server, run_id)["status"] == "finished"
+
+
+ATTACHED = r'''
+import subprocess, sys
+import seetrain
+
+store = sys.argv[1]
+if sys.argv[2] == "worker":
+    run = seetrain.attach(sys.argv[3], dir=store)
+    for step in range(500):
+        run.log({"worker/x": step * 2.0}, step=step)
+    run.finish()
+    sys.exit(0)
+run = seetrain.init(project="remote", dir=store, mode="remote")
+print(run.id, flush=True)
+subprocess.run([sys.executable, __file__, store, "worker", run.id], check=True)
+for step in range(500):
+    run.log({"owner/y": step * 3.0}, step=step)
+run.finish()
+'''
+
+
+def test_a_process_attached_to_a_remote_run_arrives_in_the_same_run(server, tmp_path):
+    store = tmp_path / "store"
+    script = tmp_path / "attached.py"
+    script.write_text(ATTACHED)
+    proc = subprocess.run([sys.executable, str(script), str(store), "owner"], capture_output=True, text=True,
+                          timeout=300, env=env_for(tmp_path, SEETRAIN_HOST=server.url, SEETRAIN_API_KEY=server.key))
+    assert proc.returncode == 0, proc.stderr
+    run_id = proc.stdout.split()[0]
+    answer = server.get(f"/api/runs/{run_id}/scalars", api_key=server.key, key=["worker/x", "owner/y"])
+    assert answer.status_code == 200, answer.text
+    series = answer.json()["series"]
+    assert series["worker/x"]["values"] == [s * 2.0 for s in range(500)]
+    assert series["owner/y"]["values"] == [s * 3.0 for s in range(500)]

@@ -68,8 +68,23 @@ def cmd_ls(args: argparse.Namespace) -> int:
         return 0
     rows = [[r.id, r.project, r.name, r.status, _fmt_time(r.created_at), _fmt_duration(r.duration),
              ",".join(r.frameworks) or "-", "-" if r.last_step is None else str(r.last_step)] for r in runs]
-    print(_table(rows, ["ID", "PROJECT", "NAME", "STATUS", "STARTED", "DURATION", "FRAMEWORKS", "STEPS"]))
+    header = ["ID", "PROJECT", "NAME", "STATUS", "STARTED", "DURATION", "FRAMEWORKS", "STEPS"]
+    uploads = _upload_states(api.dir)
+    if uploads:  # a store that was uploaded to a team server: whether each run is fully there
+        for row in rows:
+            row.append(uploads.get(row[0], "-"))
+        header.append("UPLOAD")
+    print(_table(rows, header))
     return 0
+
+
+def _upload_states(directory: str) -> dict[str, str]:
+    try:
+        from .remote.uploader import upload_states
+
+        return upload_states(directory)
+    except Exception:  # noqa: BLE001 - the listing never fails for the upload column
+        return {}
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -26,6 +26,8 @@ __all__ = ["RemoteUploaderPlugin", "plugin", "upload_timeout", "sync_command", "
 PLUGIN_NAME = "seetrain.remote"
 #: seconds between two upload rounds of a live run
 INTERVAL = 1.0
+#: seconds a live run's uploader leaves a failing server alone (its circuit breaker is open)
+RECOVERY = 5.0
 
 
 def upload_timeout() -> float:
@@ -55,7 +57,8 @@ class _RunUpload:
         #: the upload reached the end of a finished run
         self.complete = threading.Event()
         self.refused: str | None = None
-        self.client = Client(host, api_key, sleep=self._sleep, timeout=30.0)
+        # a dead server is asked again after RECOVERY seconds (the breaker's recovery timeout)
+        self.client = Client(host, api_key, sleep=self._sleep, timeout=30.0, recovery_timeout=RECOVERY)
         self.uploader = RunUploader(run.dir, run.id, self.client)
         self.thread = threading.Thread(target=self._loop, name=f"seetrain-upload-{run.id}", daemon=True)
 
@@ -87,12 +90,12 @@ class _RunUpload:
                     self.refused = str(exc)
                     log.error("seetrain: %s; run %s goes on in the local store only; send it later with: %s",
                               exc, self.run_id, sync_command(self.run_id, self.directory, self.host))
-                    record_failure(INTEGRATION, "upload", exc, quiet=True)
+                    record_failure(INTEGRATION, "upload round", exc, quiet=True)
                     return
                 except (RemoteError, CircuitOpenError) as exc:
-                    record_failure(INTEGRATION, "upload", exc)
+                    record_failure(INTEGRATION, "upload round", exc)
                 except Exception as exc:  # noqa: BLE001 - a store being written, a bug: retried
-                    record_failure(INTEGRATION, "upload", exc)
+                    record_failure(INTEGRATION, "upload round", exc)
                 if not finishing:
                     self.wake.wait(INTERVAL)
                     self.wake.clear()

@@ -28,7 +28,7 @@ from typing import Any, Callable
 from ..store.schema import DB_NAME, connect
 from .client import Client
 
-__all__ = ["RunUploader", "UPLOADS_DDL", "store_uid", "run_ids"]
+__all__ = ["RunUploader", "UPLOADS_DDL", "store_uid", "run_ids", "upload_states"]
 
 UPLOADS_DDL = """
 CREATE TABLE IF NOT EXISTS uploads (
@@ -89,11 +89,11 @@ class RunUploader:
 
     Thread-safe: :meth:`upload` and :meth:`pending` may be called from different threads."""
 
-    def __init__(self, directory: str, run_id: str, client: Client) -> None:
+    def __init__(self, directory: str, run_id: str, client: Client | None, host: str | None = None) -> None:
         self.directory = os.path.abspath(directory)
         self.run_id = run_id
-        self.client = client
-        self.host = client.host
+        self.client = client  # None: only pending() and done() (seetrain ls)
+        self.host = host if host is not None else client.host  # type: ignore[union-attr]
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         self._source: str | None = None
@@ -350,3 +350,25 @@ def run_ids(directory: str) -> list[str]:
         return [row[0] for row in conn.execute("SELECT id FROM runs ORDER BY created_at")]
     finally:
         conn.close()
+
+
+def upload_states(directory: str) -> dict[str, str]:
+    """``{run id: "uploaded" | "pending"}`` for the runs of the store at ``directory`` that were
+    ever uploaded (uploaded: all of it is on one server at least). Empty for a store
+    that never uploaded anything (the store is not written to then)."""
+    conn = connect(os.path.join(directory, DB_NAME), create=False, readonly=True)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'uploads'").fetchone() is None:
+            return {}
+        rows = conn.execute("SELECT run_id, host FROM uploads").fetchall()
+    finally:
+        conn.close()
+    states: dict[str, str] = {}
+    for run_id, host in rows:
+        try:
+            done = RunUploader(directory, run_id, None, host=host).done()
+        except Exception:  # noqa: BLE001 - a run the store no longer holds
+            continue
+        if states.get(run_id) != "uploaded":
+            states[run_id] = "uploaded" if done else "pending"
+    return states
